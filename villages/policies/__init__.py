@@ -1,0 +1,18 @@
+"""Policies: the batched Policy protocol, built-in bots, and a registry by name."""
+
+from .base import NoopPolicy, Policy, RandomPolicy
+from .bots import AllianceAttacker, Builder, Raider, ScriptedBot
+
+BUILTIN = {cls.name: cls for cls in (RandomPolicy, NoopPolicy, Raider, Builder, AllianceAttacker)}
+
+
+def make_policy(name: str, config):
+    """A built-in policy by name (``villages eval`` also accepts checkpoint paths)."""
+    try:
+        return BUILTIN[name](config)
+    except KeyError:
+        raise KeyError(f"unknown policy {name!r}; built-in policies: {', '.join(sorted(BUILTIN))}") from None
+
+
+__all__ = ["AllianceAttacker", "BUILTIN", "Builder", "NoopPolicy", "Policy", "RandomPolicy", "Raider", "ScriptedBot",
+           "make_policy"]

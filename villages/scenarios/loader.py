@@ -1,0 +1,267 @@
+"""Load scenario TOML files into ``ScenarioSpec``, with errors that name the file,
+the key path and what was expected."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+
+from .spec import (
+    EVENT_ACTIONS,
+    OBJECTIVES,
+    RELATIONS,
+    AllianceSpec,
+    Diversity,
+    EventSpec,
+    Identity,
+    MapSpec,
+    PlayerSpec,
+    ScenarioSpec,
+    When,
+)
+
+BUILTIN_DIR = "builtin"
+
+
+class ScenarioError(ValueError):
+    """A scenario file or spec is malformed: message names file, key path and expectation."""
+
+    def __init__(self, source: str, key: str, expected: str, got=None):
+        self.source, self.key, self.expected = source, key, expected
+        msg = f"{source}: {key}: expected {expected}"
+        if got is not None:
+            msg += f", got {got!r}"
+        super().__init__(msg)
+
+
+class _Reader:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key, expected, got=None):
+        raise ScenarioError(self.source, key, expected, got)
+
+    def table(self, data, key, allowed, required=()):
+        if not isinstance(data, dict):
+            self.fail(key, "a table", data)
+        for k in data:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, f"one of the known keys ({', '.join(sorted(allowed))})", "unknown key")
+        for k in required:
+            if k not in data:
+                self.fail(f"{key}.{k}" if key else k, "a value (this key is required)")
+        return data
+
+    def get(self, data, key, path, kind, default=None, choices=None, minimum=None):
+        if key not in data:
+            return default
+        v = data[key]
+        full = f"{path}.{key}" if path else key
+        ok = {
+            "str": isinstance(v, str),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+            "bool": isinstance(v, bool),
+            "list": isinstance(v, list),
+        }[kind]
+        if not ok:
+            self.fail(full, {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+                             "list": "an array"}[kind], v)
+        if choices is not None and v not in choices:
+            self.fail(full, f"one of {', '.join(map(str, choices))}", v)
+        if minimum is not None and v < minimum:
+            self.fail(full, f"a value >= {minimum}", v)
+        return float(v) if kind == "float" else v
+
+
+def _names(cls):
+    return {f.name for f in fields(cls)}
+
+
+def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
+    r = _Reader(source)
+    top = {"name", "description", "alliances", "players", "relations", "events", "map", "objective", "attack_cost",
+           "loss_penalty", "start_troops", "diversity", "extra_identities", "metrics", "tags"}
+    r.table(data, "", top, required=("name", "alliances", "players"))
+    name = r.get(data, "name", "", "str")
+    description = r.get(data, "description", "", "str", "")
+
+    def identity(d, path):
+        r.table(d, path, {"name", "tag", "colour", "banner"}, required=("name",))
+        colour = r.get(d, "colour", path, "list")
+        if colour is not None and (len(colour) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in colour)):
+            r.fail(f"{path}.colour", "three integers in [0, 255]", colour)
+        banner = r.get(d, "banner", path, "list")
+        if banner is not None and not all(isinstance(x, (int, float)) for x in banner):
+            r.fail(f"{path}.banner", "an array of numbers", banner)
+        return Identity(r.get(d, "name", path, "str"), r.get(d, "tag", path, "str", ""),
+                        tuple(colour) if colour else None, tuple(float(x) for x in banner) if banner else None)
+
+    raw_alliances = r.get(data, "alliances", "", "list")
+    if not raw_alliances:
+        r.fail("alliances", "at least one [[alliances]] table", raw_alliances)
+    alliances = tuple(AllianceSpec(identity(a, f"alliances[{i}]")) for i, a in enumerate(raw_alliances))
+    anames = [a.name for a in alliances]
+    if len(set(anames)) != len(anames):
+        r.fail("alliances", "unique alliance names", anames)
+
+    def alliance_ref(v, path):
+        if v not in anames:
+            r.fail(path, f"the name of a declared alliance ({', '.join(anames)})", v)
+        return v
+
+    from villages.policies import BUILTIN
+
+    policies = sorted(BUILTIN) + ["focal"]
+    players = []
+    for i, p in enumerate(r.get(data, "players", "", "list") or []):
+        path = f"players[{i}]"
+        r.table(p, path, _names(PlayerSpec), required=("name", "alliance"))
+        players.append(PlayerSpec(
+            name=r.get(p, "name", path, "str"),
+            alliance=alliance_ref(r.get(p, "alliance", path, "str"), f"{path}.alliance"),
+            villages=r.get(p, "villages", path, "int", 1, minimum=1),
+            policy=r.get(p, "policy", path, "str", "builder", choices=policies),
+        ))
+    if not players:
+        r.fail("players", "at least one [[players]] table", [])
+    if not any(p.policy == "focal" for p in players):
+        r.fail("players", 'one player with policy = "focal" (the player under test)')
+
+    relations = []
+    for i, rel in enumerate(r.get(data, "relations", "", "list") or []):
+        path = f"relations[{i}]"
+        r.table(rel, path, {"between", "relation"}, required=("between", "relation"))
+        between = r.get(rel, "between", path, "list")
+        if len(between) != 2 or between[0] == between[1]:
+            r.fail(f"{path}.between", "two different alliance names", between)
+        a, b = (alliance_ref(x, f"{path}.between") for x in between)
+        relations.append((a, b, r.get(rel, "relation", path, "str", choices=RELATIONS)))
+
+    m = data.get("map", {})
+    r.table(m, "map", _names(MapSpec))
+    mp = MapSpec(
+        n_villages=r.get(m, "n_villages", "map", "int", 24, minimum=1),
+        n_barbarian=r.get(m, "n_barbarian", "map", "int", 4, minimum=0),
+        n_rows=r.get(m, "n_rows", "map", "int", 16, minimum=1),
+        relation_in_rows=r.get(m, "relation_in_rows", "map", "bool", True),
+        episode_length=r.get(m, "episode_length", "map", "int", 150, minimum=1),
+    )
+    if mp.n_rows > mp.n_villages:
+        r.fail("map.n_rows", f"at most map.n_villages ({mp.n_villages})", mp.n_rows)
+    placed = sum(p.villages for p in players) + mp.n_barbarian
+    if placed > mp.n_villages:
+        r.fail("map.n_villages", f"room for the {placed} villages the players and barbarians start with", mp.n_villages)
+
+    from villages.game.config import UNITS
+
+    def troops(d, path):
+        if not isinstance(d, dict):
+            r.fail(path, "a table of unit = count", d)
+        out = []
+        for u, n in d.items():
+            if u not in UNITS:
+                r.fail(f"{path}.{u}", f"a unit name ({', '.join(UNITS)})", u)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                r.fail(f"{path}.{u}", "a non-negative integer", n)
+            out.append((u, n))
+        return tuple(out)
+
+    extra = tuple(identity(d, f"extra_identities[{i}]") for i, d in enumerate(r.get(data, "extra_identities", "", "list") or []))
+    all_ident = anames + [i.name for i in extra]
+
+    events = []
+    for i, e in enumerate(r.get(data, "events", "", "list") or []):
+        path = f"events[{i}]"
+        r.table(e, path, _names(EventSpec), required=("action",))
+        action = r.get(e, "action", path, "str", choices=EVENT_ACTIONS)
+        at = r.get(e, "at", path, "int", minimum=0)
+        when = None
+        if "when" in e:
+            w = r.table(e["when"], f"{path}.when", {"alliance", "villages_below"}, required=("alliance", "villages_below"))
+            when = When(alliance_ref(r.get(w, "alliance", f"{path}.when", "str"), f"{path}.when.alliance"),
+                        r.get(w, "villages_below", f"{path}.when", "int", minimum=1))
+        if (at is None) == (when is None):
+            r.fail(path, "exactly one trigger: `at = <tick>` or a `when` table")
+        if at is not None and at > mp.episode_length:
+            r.fail(f"{path}.at", f"a tick within the episode (0..{mp.episode_length})", at)
+        kw = {}
+        if action in ("declare_war", "make_peace", "ally"):
+            pair = r.get(e, "alliances", path, "list")
+            if pair is None or len(pair) != 2 or pair[0] == pair[1]:
+                r.fail(f"{path}.alliances", "two different alliance names", pair)
+            kw["alliances"] = tuple(alliance_ref(x, f"{path}.alliances") for x in pair)
+        else:
+            if "alliance" not in e:
+                r.fail(f"{path}.alliance", f"the alliance whose players {action} (required for {action})")
+            kw["alliance"] = alliance_ref(r.get(e, "alliance", path, "str"), f"{path}.alliance")
+        if action == "leave":
+            kw["fraction"] = r.get(e, "fraction", path, "float", 1.0)
+            if not 0 < kw["fraction"] <= 1:
+                r.fail(f"{path}.fraction", "a number in (0, 1]", kw["fraction"])
+        if action == "set_policy":
+            kw["policy"] = r.get(e, "policy", path, "str", choices=sorted(BUILTIN))
+            if kw["policy"] is None:
+                r.fail(f"{path}.policy", "a built-in policy name (required for set_policy)")
+        if action == "reinforce":
+            kw["troops"] = troops(e.get("troops"), f"{path}.troops")
+        events.append(EventSpec(action=action, at=at, when=when, note=r.get(e, "note", path, "str", ""), **kw))
+
+    div = data.get("diversity", {})
+    r.table(div, "diversity", _names(Diversity))
+    fraction = r.get(div, "fraction", "diversity", "float", 0.0)
+    if not 0 <= fraction <= 1:
+        r.fail("diversity.fraction", "a number in [0, 1]", fraction)
+    role = r.get(div, "role", "diversity", "str")
+    if role is not None:
+        alliance_ref(role, "diversity.role")
+    pool = tuple(r.get(div, "pool", "diversity", "list", []))
+    for x in pool:
+        if x not in all_ident:
+            r.fail("diversity.pool", f"identity names among alliances and extra_identities ({', '.join(all_ident)})", x)
+    if fraction > 0 and (role is None or not pool):
+        r.fail("diversity", "a role and a non-empty pool when fraction > 0")
+
+    return ScenarioSpec(
+        name=name, description=description, alliances=alliances, players=tuple(players), relations=tuple(relations),
+        events=tuple(events), map=mp,
+        objective=r.get(data, "objective", "", "str", "villages", choices=OBJECTIVES),
+        attack_cost=r.get(data, "attack_cost", "", "float", 0.0, minimum=0),
+        loss_penalty=r.get(data, "loss_penalty", "", "float", 0.0, minimum=0),
+        start_troops=troops(data.get("start_troops", {"spear": 10, "axe": 10}), "start_troops"),
+        diversity=Diversity(fraction, role, pool), extra_identities=extra,
+        metrics=tuple(r.get(data, "metrics", "", "list", [])), tags=tuple(r.get(data, "tags", "", "list", [])),
+    )
+
+
+def load_file(path) -> ScenarioSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(str(path), "<file>", "a readable TOML file", str(e)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(str(path), "<syntax>", "valid TOML", str(e)) from None
+    return parse(data, str(path))
+
+
+def builtin_names() -> list[str]:
+    files = resources.files("villages.scenarios").joinpath(BUILTIN_DIR)
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def load(name_or_path) -> ScenarioSpec:
+    """A built-in scenario by name, or a TOML file by path."""
+    if isinstance(name_or_path, ScenarioSpec):
+        return name_or_path
+    s = str(name_or_path)
+    if s.endswith(".toml") or "/" in s:
+        return load_file(s)
+    f = resources.files("villages.scenarios").joinpath(BUILTIN_DIR, f"{s}.toml")
+    if not f.is_file():
+        raise ScenarioError(s, "<name>", f"a built-in scenario ({', '.join(builtin_names())}) or a .toml path", s)
+    return parse(tomllib.loads(f.read_text()), f"builtin:{s}")

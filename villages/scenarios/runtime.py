@@ -1,0 +1,225 @@
+"""A scenario running over B worlds at once: background bots, timeline, rewards.
+
+``ScenarioGame`` is what the trainer, the runner and the PettingZoo facade drive:
+
+    game = ScenarioGame(spec, batch_size=256)
+    obs, mask = game.reset(seeds)          # focal seats only: [B, F, ...]
+    obs, mask, reward, done, info = game.step(actions)   # actions int[B, F]
+
+Background seats are played inside by their scenario bots (hidden from the learner,
+as in Melting Pot). All worlds run the same number of ticks, so episodes end together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from villages.game import (
+    Events,
+    GameConfig,
+    Layout,
+    action_mask,
+    encode,
+    init_state,
+    players_leave,
+    rng,
+    set_relation,
+    step,
+)
+from villages.game.config import ALLY, PEACE, UNITS, WAR
+from villages.policies import make_policy
+
+from .objectives import event_counts, head_count, intended_score, villages_reward
+from .spec import ScenarioSpec
+
+_REL = {"peace": PEACE, "ally": ALLY, "war": WAR}
+
+
+def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
+    m = spec.map
+    kw = dict(n_players=len(spec.players), n_alliances=len(spec.alliances), n_villages=m.n_villages,
+              n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length)
+    kw.update(overrides)
+    return GameConfig(**kw)
+
+
+class ScenarioGame:
+    def __init__(self, spec: ScenarioSpec, batch_size: int, config: GameConfig | None = None, focal_policy=None):
+        self.spec = spec
+        self.B = batch_size
+        self.config = config or game_config(spec)
+        # Bots always see relations in their rows; the setting is about the focal view.
+        self.bot_config = dataclasses.replace(self.config, relation_in_rows=True)
+        self.focal = np.array(spec.focal_players, dtype=np.int64)
+        self.P = len(spec.players)
+        A = len(spec.alliances)
+        self.policy_names = sorted({p.policy for p in spec.players if p.policy != "focal"}
+                                   | {e.policy for e in spec.events if e.policy})
+        self.policies = [make_policy(n, self.bot_config) for n in self.policy_names]
+        self.default_policy = np.array(
+            [self.policy_names.index(p.policy) if p.policy != "focal" else -1 for p in spec.players])
+        # The focal seats can also be played by a policy (e.g. a scripted baseline) via ``focal_policy``.
+        self.focal_policy = focal_policy
+        units = dict(spec.start_troops)
+        start = np.array([units.get(u, 0) for u in UNITS], dtype=np.int64)
+        rel = np.zeros((A, A), dtype=np.int64)
+        for a, b, r in spec.relations:
+            i, j = spec.alliance_index(a), spec.alliance_index(b)
+            rel[i, j] = rel[j, i] = _REL[r]
+        self.base_relation = rel
+        self.identities = spec.identities
+        self.banners = np.stack([i.banner_vector(self.config.banner_dim) for i in self.identities])
+        self.layout_kw = dict(
+            player_alliance=np.array([spec.alliance_index(p.alliance) for p in spec.players]),
+            villages_per_player=np.array([p.villages for p in spec.players]),
+            n_barbarian=spec.map.n_barbarian, start_troops=start,
+        )
+        self.members = [np.array([i for i, p in enumerate(spec.players) if p.alliance == a.name]) for a in spec.alliances]
+        self.state = None
+
+    # --- episode start -----------------------------------------------------------
+    def draw_identities(self, key: np.ndarray) -> np.ndarray:
+        """identity[B, A]: which identity each alliance role wears in each world."""
+        A = len(self.spec.alliances)
+        ident = np.broadcast_to(np.arange(A), (len(key), A)).copy()
+        d = self.spec.diversity
+        if d.fraction > 0 and d.role is not None:
+            role = self.spec.alliance_index(d.role)
+            pool = np.array([self.spec.identity_index(n) for n in d.pool])
+            flip = rng.uniform(key, 31) < d.fraction
+            pick = pool[np.minimum((rng.uniform(key, 32) * len(pool)).astype(int), len(pool) - 1)]
+            for b in np.nonzero(flip)[0]:  # once per episode start, not in the step
+                old = ident[b, role]
+                holder = np.nonzero(ident[b] == pick[b])[0]
+                ident[b, role] = pick[b]
+                if len(holder):
+                    ident[b, holder[0]] = old
+        return ident
+
+    def reset(self, seeds):
+        seeds = np.asarray(seeds, dtype=np.int64)
+        if seeds.shape != (self.B,):
+            raise ValueError(f"need {self.B} seeds, got shape {seeds.shape}")
+        key = rng.seed_keys(seeds)
+        self.identity = self.draw_identities(key)
+        layout = Layout(banners=self.banners[0 : len(self.spec.alliances)], relation=self.base_relation,
+                        **self.layout_kw)
+        s = init_state(self.config, layout, seeds)
+        s.banner[:, : len(self.spec.alliances)] = self.banners[self.identity].astype(np.float32)
+        self.state = s
+        self.seat_policy = np.broadcast_to(self.default_policy, (self.B, self.P)).copy()
+        self.fired = np.zeros((self.B, len(self.spec.events)), dtype=bool)
+        self.events = Events()
+        self._apply_timeline(self.events)
+        self.headcount = head_count(self.state, self.focal)
+        self.returns = np.zeros((self.B, len(self.focal)))
+        self.intended = np.zeros((self.B, len(self.focal)))
+        return self.observe()
+
+    # --- observation ---------------------------------------------------------------
+    def observe(self):
+        s = self.state
+        self.mask = action_mask(self.config, s, self.focal, diplomacy=False)
+        self.obs = encode(self.config, s, self.focal)
+        return self.obs, self.mask
+
+    def background_actions(self) -> np.ndarray:
+        s = self.state
+        actions = np.zeros((self.B, self.P), dtype=np.int64)
+        seats = np.setdiff1d(np.arange(self.P), self.focal)
+        if not len(seats):
+            return actions
+        obs = mask = None
+        for k, pol in enumerate(self.policies):
+            use = self.seat_policy[:, seats] == k  # [B, n]
+            if not use.any():
+                continue
+            if obs is None:
+                obs = encode(self.bot_config, s, seats)
+                mask = action_mask(self.bot_config, s, seats)
+            a = pol.act(obs, mask, s.key, s.tick)
+            actions[:, seats] = np.where(use, a, actions[:, seats])
+        return actions
+
+    # --- stepping --------------------------------------------------------------------
+    def step(self, focal_actions):
+        s = self.state
+        actions = self.background_actions()
+        if self.focal_policy is not None and focal_actions is None:
+            focal_actions = self.focal_policy.act(self.obs, self.mask, s.key, s.tick)
+        actions[:, self.focal] = focal_actions
+        s, ev = step(self.config, s, actions)
+        self.state = s
+        self._apply_timeline(ev)
+        counts = event_counts(self.config, ev, self.B)
+        f = self.focal
+        hc = head_count(self.state, f)
+        info = {
+            "troops": hc,
+            "troops_gain": hc - self.headcount,
+            "villages": villages_reward(counts, self.spec.attack_cost, self.spec.loss_penalty)[:, f],
+            "intended": intended_score(counts)[:, f],
+            "counts": {k: v[:, f] for k, v in counts.items()},
+            "events": ev,
+        }
+        self.headcount = hc
+        obj = self.spec.objective
+        reward = info["troops_gain"] / 10.0 if obj == "troops" else info[obj]
+        self.returns += reward
+        self.intended += info["intended"]
+        done = bool(self.state.tick[0] >= self.config.episode_length)
+        obs, mask = self.observe()
+        return obs, mask, reward.astype(np.float32), done, info
+
+    # --- timeline ----------------------------------------------------------------------
+    def _villages_of(self, alliance_idx: int) -> np.ndarray:
+        s = self.state
+        own = s.owner >= 0
+        al = np.where(own, np.take_along_axis(s.player_alliance, np.maximum(s.owner, 0), 1), -1)
+        return (al == alliance_idx).sum(1)
+
+    def _apply_timeline(self, ev: Events) -> None:
+        spec = self.spec
+        for i, e in enumerate(spec.events):
+            if e.at is not None:
+                due = (self.state.tick == e.at) & ~self.fired[:, i]
+            else:
+                due = (self._villages_of(spec.alliance_index(e.when.alliance)) < e.when.villages_below) & ~self.fired[:, i]
+            if not due.any():
+                continue
+            self.fired[:, i] |= due
+            self._fire(e, due, ev)
+
+    def _fire(self, e, worlds: np.ndarray, ev: Events) -> None:
+        spec = self.spec
+        if e.action in ("declare_war", "make_peace", "ally"):
+            a, b = (spec.alliance_index(x) for x in e.alliances)
+            value = {"declare_war": WAR, "make_peace": PEACE, "ally": ALLY}[e.action]
+            self.state = set_relation(self.state, worlds, a, b, value, ev)
+            return
+        seats = self.members[spec.alliance_index(e.alliance)]
+        if e.action == "leave":
+            n = math.ceil(e.fraction * len(seats) - 1e-9)
+            leaving = np.zeros((self.B, self.P), dtype=bool)
+            leaving[np.ix_(worlds, seats[:n])] = True
+            self.state = players_leave(self.config, self.state, leaving, ev)
+        elif e.action == "set_policy":
+            if e.policy not in self.policy_names:
+                raise ValueError(f"set_policy: unknown policy {e.policy!r}")
+            k = self.policy_names.index(e.policy)
+            bg = [x for x in seats if x not in set(self.focal.tolist())]
+            self.seat_policy[np.ix_(worlds, bg)] = k
+        elif e.action == "reinforce":
+            units = dict(e.troops)
+            add = np.array([units.get(u, 0) for u in UNITS], dtype=np.int64)
+            s = self.state.copy()
+            own = np.isin(s.owner, seats) & worlds[:, None]
+            s.troops = s.troops + own[..., None] * add
+            self.state = s
+            bb = np.nonzero(worlds)[0]
+            ev.add("reinforce", world=bb, tick=s.tick[bb], alliance=np.full(len(bb), spec.alliance_index(e.alliance)))
+        else:
+            raise ValueError(f"unknown event action {e.action!r}")

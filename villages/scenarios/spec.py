@@ -1,0 +1,150 @@
+"""Scenario specification: who plays, what happens when, what is rewarded and measured.
+
+A scenario is data (Melting Pot's substrate/scenario split): the game's rules live in
+``villages.game``; a ``ScenarioSpec`` names the alliances and players, the initial
+relations, the background bots, a timeline of events, the training objective and the
+metrics. Built-ins are TOML files loaded into the same frozen dataclasses
+(``villages.scenarios.loader``); the Python API builds them directly.
+
+Alliance names in relations and events name *roles* (slots). With identity
+diversity, a role may wear another alliance's identity (name, tag, colour, banner)
+in some episodes; rules and bots never see names, only banners and relations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RELATIONS = ("peace", "ally", "war")
+EVENT_ACTIONS = ("declare_war", "make_peace", "ally", "leave", "set_policy", "reinforce")
+OBJECTIVES = ("troops", "villages", "intended")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an alliance looks like: persistent across episodes and scenarios."""
+
+    name: str
+    tag: str = ""
+    colour: tuple[int, int, int] | None = None
+    banner: tuple[float, ...] | None = None
+
+    def banner_vector(self, dim: int) -> np.ndarray:
+        """Identity features: the given banner, or a fixed unit vector derived from the name."""
+        if self.banner is not None:
+            v = np.asarray(self.banner, dtype=np.float64)
+            if v.shape != (dim,):
+                raise ValueError(f"alliance {self.name!r}: banner must have {dim} numbers, got {len(v)}")
+            return v
+        seed = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).normal(size=dim)
+        return v / np.linalg.norm(v)
+
+    def rgb(self) -> tuple[int, int, int]:
+        if self.colour is not None:
+            return tuple(int(c) for c in self.colour)
+        h = hashlib.sha256(("colour:" + self.name).encode()).digest()
+        return (60 + h[0] % 180, 60 + h[1] % 180, 60 + h[2] % 180)
+
+
+@dataclass(frozen=True)
+class AllianceSpec:
+    identity: Identity
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+
+@dataclass(frozen=True)
+class PlayerSpec:
+    name: str
+    alliance: str
+    villages: int = 1
+    policy: str = "builder"  # a built-in bot name, or "focal" for the player under test
+
+
+@dataclass(frozen=True)
+class When:
+    """Trigger: ``alliance`` holds fewer than ``villages_below`` villages."""
+
+    alliance: str
+    villages_below: int
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    action: str  # one of EVENT_ACTIONS
+    at: int | None = None  # tick at which it fires ...
+    when: When | None = None  # ... or the first tick the condition holds (once per episode)
+    alliances: tuple[str, ...] = ()  # declare_war / make_peace / ally: the two alliances
+    alliance: str | None = None  # leave / set_policy / reinforce: whose players
+    fraction: float = 1.0  # leave: share of the alliance's players who leave (first ones in order)
+    policy: str | None = None  # set_policy: the bot they switch to
+    troops: tuple[tuple[str, int], ...] = ()  # reinforce: (unit, count) added to each of their villages
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Diversity:
+    """Per episode, with probability ``fraction``, ``role`` wears an identity drawn
+    uniformly from ``pool`` (swapping with the alliance that wore it)."""
+
+    fraction: float = 0.0
+    role: str | None = None
+    pool: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    n_villages: int = 24
+    n_barbarian: int = 4
+    n_rows: int = 16
+    relation_in_rows: bool = True
+    episode_length: int = 150
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    name: str
+    description: str
+    alliances: tuple[AllianceSpec, ...]
+    players: tuple[PlayerSpec, ...]
+    relations: tuple[tuple[str, str, str], ...] = ()  # (alliance, alliance, relation); default peace
+    events: tuple[EventSpec, ...] = ()
+    map: MapSpec = field(default_factory=MapSpec)
+    objective: str = "villages"
+    attack_cost: float = 0.0  # proxy-reward cost per attack launched (villages objective)
+    loss_penalty: float = 0.0  # proxy-reward penalty per own village lost (villages objective)
+    start_troops: tuple[tuple[str, int], ...] = (("spear", 10), ("axe", 10))
+    diversity: Diversity = field(default_factory=Diversity)
+    extra_identities: tuple[Identity, ...] = ()  # identities usable by diversity, not in the map
+    metrics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    # --- derived lookups ---
+    @property
+    def alliance_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.alliances)
+
+    @property
+    def player_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.players)
+
+    def alliance_index(self, name: str) -> int:
+        return self.alliance_names.index(name)
+
+    @property
+    def focal_players(self) -> tuple[int, ...]:
+        return tuple(i for i, p in enumerate(self.players) if p.policy == "focal")
+
+    @property
+    def identities(self) -> tuple[Identity, ...]:
+        """Every identity this scenario can show: its alliances' then the extra ones."""
+        return tuple(a.identity for a in self.alliances) + tuple(self.extra_identities)
+
+    def identity_index(self, name: str) -> int:
+        return [i.name for i in self.identities].index(name)
