@@ -1,0 +1,535 @@
+"""Replay files: per-tick snapshots of one world, its event log and scenario metadata.
+
+A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested suffix
+``.replay.npz``) with plain arrays only (no pickles):
+
+* ``format`` (str ``"villages-replay"``) and ``version`` (int, ``FORMAT_VERSION``);
+* ``meta``: one JSON string (see ``ReplayRecorder`` for the keys);
+* per-frame arrays, leading axis T (frames): ``tick[T]``, ``owner[T,V]``,
+  ``troops[T,V,U]``, ``buildings[T,V,K]``, ``integrity[T,V]``, ``resources[T,V,R]``,
+  ``relation[T,A+1,A+1]``, ``player_active[T,P+1]``, ``army_active/kind/owner/src/dst/
+  arrive[T,M]``, ``army_troops[T,M,U]``, ``army_depart[T,M]`` (tick the army set off on
+  its current leg) and ``army_from[T,M]`` (site it set off from: for a returning army
+  the battlefield, which the engine does not keep), ``reward[T]`` and ``intended[T]``
+  (NaN where not given);
+* static arrays: ``pos[V,2]``, ``player_alliance[P+1]``, ``banner[A+1,D]``, ``home[P+1]``;
+* the event log: ``event/<kind>/<column>`` for every event kind that occurred, with the
+  engine's columns (less ``world``) plus ``frame``: the index of the snapshot recorded
+  together with the event (the state right after it).
+
+Frame ``i`` is the state after the step whose events carry ``frame == i``; the event's
+own ``tick`` column is the game tick at which it happened (the tick *before* the step).
+
+This module does not import pygame: the scenario runner can record replays headless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
+from villages.game.config import ARMY_RETURN
+
+FORMAT_NAME = "villages-replay"
+FORMAT_VERSION = 1
+
+# Default alliance colours (RGB) when the scenario gives none; barbarians are grey.
+DEFAULT_COLOURS = (
+    (66, 135, 245),   # blue
+    (235, 87, 71),    # red
+    (250, 190, 50),   # amber
+    (80, 200, 120),   # green
+    (180, 100, 230),  # violet
+    (40, 200, 210),   # cyan
+    (240, 130, 200),  # pink
+    (160, 120, 70),   # brown
+    (200, 220, 90),   # lime
+    (255, 150, 60),   # orange
+)
+BARBARIAN_COLOUR = (128, 128, 128)
+
+# (name, dtype) of per-frame arrays, in file order.
+FRAME_ARRAYS = (
+    ("tick", np.int64),
+    ("owner", np.int16),
+    ("troops", np.int32),
+    ("buildings", np.int8),
+    ("integrity", np.float32),
+    ("resources", np.float32),
+    ("relation", np.int8),
+    ("player_active", np.bool_),
+    ("army_active", np.bool_),
+    ("army_kind", np.int8),
+    ("army_owner", np.int16),
+    ("army_src", np.int16),
+    ("army_dst", np.int16),
+    ("army_arrive", np.int32),
+    ("army_troops", np.int32),
+    ("army_depart", np.int32),
+    ("army_from", np.int16),
+    ("reward", np.float64),
+    ("intended", np.float64),
+)
+STATIC_ARRAYS = (
+    ("pos", np.float64),
+    ("player_alliance", np.int16),
+    ("banner", np.float32),
+    ("home", np.int16),
+)
+
+
+class ReplayError(Exception):
+    """A replay file cannot be read: names the file and what is wrong with it."""
+
+
+# ---------------------------------------------------------------------------------
+# Replay (what load_replay returns)
+# ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Replay:
+    """One world's episode: per-frame arrays [T, ...], static arrays, events, meta.
+
+    ``meta`` always holds the keys written by ``ReplayRecorder`` (filled with defaults
+    where the scenario gave none): see ``ReplayRecorder``.
+    """
+
+    meta: dict
+    tick: np.ndarray
+    owner: np.ndarray
+    troops: np.ndarray
+    buildings: np.ndarray
+    integrity: np.ndarray
+    resources: np.ndarray
+    relation: np.ndarray
+    player_active: np.ndarray
+    army_active: np.ndarray
+    army_kind: np.ndarray
+    army_owner: np.ndarray
+    army_src: np.ndarray
+    army_dst: np.ndarray
+    army_arrive: np.ndarray
+    army_troops: np.ndarray
+    army_depart: np.ndarray
+    army_from: np.ndarray
+    reward: np.ndarray
+    intended: np.ndarray
+    pos: np.ndarray
+    player_alliance: np.ndarray
+    banner: np.ndarray
+    home: np.ndarray
+    events: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    path: str | None = None
+
+    # -- sizes ---------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        return int(self.tick.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    @property
+    def n_villages(self) -> int:
+        return int(self.pos.shape[0])
+
+    @property
+    def n_players(self) -> int:
+        """Player seats, barbarians excluded (the barbarian seat is ``n_players``)."""
+        return int(self.player_alliance.shape[0]) - 1
+
+    @property
+    def n_alliances(self) -> int:
+        """Named alliances, barbarians excluded (the barbarian alliance is ``n_alliances``)."""
+        return int(self.relation.shape[1]) - 1
+
+    @property
+    def focal_player(self) -> int:
+        return int(self.meta["focal_player"])
+
+    @property
+    def focal_alliance(self) -> int:
+        return int(self.player_alliance[self.focal_player])
+
+    # -- names -----------------------------------------------------------------------
+    def alliance_name(self, a: int) -> str:
+        return "Barbarians" if a >= self.n_alliances or a < 0 else self.meta["alliance_names"][a]
+
+    def alliance_tag(self, a: int) -> str:
+        return "BAR" if a >= self.n_alliances or a < 0 else self.meta["alliance_tags"][a]
+
+    def alliance_colour(self, a: int) -> tuple[int, int, int]:
+        if a >= self.n_alliances or a < 0:
+            return BARBARIAN_COLOUR
+        return tuple(int(c) for c in self.meta["alliance_colours"][a])
+
+    def player_name(self, p: int) -> str:
+        return "Barbarians" if p >= self.n_players or p < 0 else self.meta["player_names"][p]
+
+    def village_name(self, v: int) -> str:
+        return self.meta["village_names"][v]
+
+    # -- events ----------------------------------------------------------------------
+    def frame_of_tick(self, tick: int) -> int:
+        """Index of the snapshot taken at game tick ``tick`` (nearest earlier one)."""
+        i = int(np.searchsorted(self.tick, tick, side="right")) - 1
+        return max(0, min(i, self.n_frames - 1))
+
+    def events_at(self, tick: int) -> dict[str, dict[str, np.ndarray]]:
+        """Events that happened at game tick ``tick`` (their ``tick`` column): kind -> columns."""
+        return self._events_where(lambda cols: cols["tick"] == tick)
+
+    def events_in_frame(self, i: int) -> dict[str, dict[str, np.ndarray]]:
+        """Events recorded with snapshot ``i`` (those that led to it): kind -> columns."""
+        return self._events_where(lambda cols: cols["frame"] == i)
+
+    def events_between(self, lo: int, hi: int) -> dict[str, dict[str, np.ndarray]]:
+        """Events recorded with snapshots ``lo <= frame < hi``."""
+        return self._events_where(lambda cols: (cols["frame"] >= lo) & (cols["frame"] < hi))
+
+    def _events_where(self, pred) -> dict[str, dict[str, np.ndarray]]:
+        out = {}
+        for kind, cols in self.events.items():
+            keep = pred(cols)
+            if keep.any():
+                out[kind] = {k: c[keep] for k, c in cols.items()}
+        return out
+
+
+# ---------------------------------------------------------------------------------
+# Recorder
+# ---------------------------------------------------------------------------------
+
+
+def _as_str_list(meta: dict, key: str, n: int, default) -> list[str]:
+    value = meta.get(key)
+    if value is None:
+        return [default(i) for i in range(n)]
+    value = [str(x) for x in value]
+    if len(value) != n:
+        raise ValueError(f"replay meta[{key!r}] needs {n} entries (one per index), got {len(value)}")
+    return value
+
+
+def _default_tag(name: str, i: int) -> str:
+    words = name.split()
+    tag = "".join(w[0] for w in words) if len(words) > 1 else name[:3]
+    return tag[:4].upper() or f"A{i}"
+
+
+def normalise_meta(config: GameConfig, meta: dict | None) -> dict:
+    """Fill defaults and check the scenario metadata; returns a JSON-ready dict."""
+    meta = dict(meta or {})
+    P, A, V = config.n_players, config.n_alliances, config.n_villages
+    out = dict(meta)  # unknown keys are kept as they are (must be JSON-serialisable)
+    out["format"] = FORMAT_NAME
+    out["format_version"] = FORMAT_VERSION
+    out["scenario"] = str(meta.get("scenario", "unnamed"))
+    out["alliance_names"] = _as_str_list(meta, "alliance_names", A, lambda i: f"Alliance {i}")
+    out["alliance_tags"] = _as_str_list(meta, "alliance_tags", A, lambda i: _default_tag(out["alliance_names"][i], i))
+    colours = meta.get("alliance_colours")
+    if colours is None:
+        colours = [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(A)]
+    colours = [list(c) for c in colours]
+    if len(colours) != A or any(len(c) != 3 or not all(0 <= int(x) <= 255 for x in c) for c in colours):
+        raise ValueError(f"replay meta['alliance_colours'] needs {A} RGB triples of 0..255, got {colours!r}")
+    out["alliance_colours"] = [[int(x) for x in c] for c in colours]
+    out["player_names"] = _as_str_list(meta, "player_names", P, lambda i: f"Player {i}")
+    out["village_names"] = _as_str_list(meta, "village_names", V, lambda i: f"Village {i}")
+    focal = int(meta.get("focal_player", 0))
+    if not 0 <= focal < P:
+        raise ValueError(f"replay meta['focal_player'] must lie in [0, {P}), got {focal}")
+    out["focal_player"] = focal
+    out["episode_length"] = int(meta.get("episode_length", config.episode_length))
+    out["reward_name"] = str(meta.get("reward_name", "reward"))
+    out["intended_name"] = str(meta.get("intended_name", "intended"))
+    out["game"] = {
+        "n_players": P, "n_alliances": A, "n_villages": V, "max_armies": config.max_armies,
+        "units": list(UNITS), "buildings": list(BUILDINGS), "resources": list(RESOURCES),
+        "relations": list(RELATION_NAMES), "integrity_max": float(config.integrity_max),
+        "building_max_level": int(config.building_max_level),
+    }
+    try:
+        json.dumps(out)
+    except TypeError as e:
+        raise ValueError(f"replay meta must be JSON-serialisable: {e}") from None
+    return out
+
+
+class ReplayRecorder:
+    """Collects snapshots of one world of a batched game, then writes a replay file.
+
+    ``meta`` (all keys optional, defaults in brackets):
+
+    * ``scenario``: str [``"unnamed"``]
+    * ``alliance_names``: list[str], one per alliance index (barbarians excluded) [``"Alliance i"``]
+    * ``alliance_tags``: list[str], short tags shown on banners [initials / first 3 letters]
+    * ``alliance_colours``: list of [r, g, b] 0..255 per alliance [a built-in palette]
+    * ``player_names``: list[str], one per player seat [``"Player i"``]
+    * ``village_names``: list[str], one per village site [``"Village i"``]
+    * ``focal_player``: int, the seat whose view the panel shows [0]
+    * ``episode_length``: int [``config.episode_length``]
+    * ``reward_name`` / ``intended_name``: labels for the two per-tick series
+      [``"reward"``, ``"intended"``]
+    * anything else JSON-serialisable (seed, objective, policy, checkpoint...) is kept.
+
+    Call ``record(state, events)`` after each ``step`` (and optionally once with the
+    initial state and ``events=None``); ``reward`` / ``intended`` are the focal agent's
+    per-tick values (a number; an array is indexed ``[world]`` then ``[focal_player]``).
+    """
+
+    def __init__(self, config: GameConfig, meta: dict | None = None):
+        self.config = config
+        self.meta = normalise_meta(config, meta)
+        self._frames: dict[str, list[np.ndarray]] = {name: [] for name, _ in FRAME_ARRAYS}
+        self._static: dict[str, np.ndarray] | None = None
+        self._events: dict[str, dict[str, list[np.ndarray]]] = {}
+        self._prev = None  # previous frame's army arrays (for departure tracking)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self._frames["tick"])
+
+    def _scalar(self, x, world: int) -> float:
+        if x is None:
+            return float("nan")
+        a = np.asarray(x, dtype=np.float64)
+        if a.ndim >= 1:
+            a = a[world] if a.shape[0] > world else a[0]
+        if a.ndim >= 1:
+            a = a[self.meta["focal_player"]]
+        return float(a)
+
+    def record(self, state, events=None, world: int = 0, reward=None, intended=None) -> None:
+        """Keep world ``world`` of batched ``state`` (and its ``events``) as the next frame."""
+        s = state.select(slice(world, world + 1))
+        cfg = self.config
+        if s.owner.shape[1] != cfg.n_villages or s.player_alliance.shape[1] != cfg.n_players + 1:
+            raise ValueError("state does not match the recorder's GameConfig")
+        tick = int(s.tick[0])
+        if self._static is None:
+            self._static = {
+                "pos": s.pos[0], "player_alliance": s.player_alliance[0], "banner": s.banner[0], "home": s.home[0],
+            }
+        elif self.n_frames and tick < int(self._frames["tick"][-1]):
+            raise ValueError(f"record: tick went back from {int(self._frames['tick'][-1])} to {tick}")
+
+        # Departure tick and origin of each army's current leg (the engine keeps neither:
+        # a returning army has src == dst == home).
+        active, kind, dst, arrive, src = s.army_active[0], s.army_kind[0], s.army_dst[0], s.army_arrive[0], s.army_src[0]
+        depart = np.full(active.shape, tick - 1, np.int64)
+        origin = src.copy()
+        if self._prev is not None:
+            p_active, p_kind, p_dst, p_arrive, p_depart, p_from = self._prev
+            same_leg = active & p_active & (p_kind == kind) & (p_dst == dst) & (p_arrive == arrive)
+            depart = np.where(same_leg, p_depart, depart)
+            origin = np.where(same_leg, p_from, origin)
+            turned = active & ~same_leg & p_active & (kind == ARMY_RETURN)
+            origin = np.where(turned, p_dst, origin)
+        ev = None
+        if events is not None:
+            ev = events.select_world(world)
+            launch = ev.get("launch")
+            if launch:  # exact launch ticks
+                depart[launch["army"]] = launch["tick"]
+            battle = ev.get("battle")
+            if battle:  # armies that fought turn home from the battlefield
+                m = battle["army"]
+                ret = active[m] & (kind[m] == ARMY_RETURN)
+                depart[m[ret]] = battle["tick"][ret]
+                origin[m[ret]] = battle["village"][ret]
+        depart = np.where(active, depart, 0)
+        origin = np.where(active, origin, 0)
+        self._prev = (active.copy(), kind.copy(), dst.copy(), arrive.copy(), depart, origin)
+
+        values = {
+            "tick": s.tick[0], "owner": s.owner[0], "troops": s.troops[0], "buildings": s.buildings[0],
+            "integrity": s.integrity[0], "resources": s.resources[0], "relation": s.relation[0],
+            "player_active": s.player_active[0], "army_active": active, "army_kind": kind,
+            "army_owner": s.army_owner[0], "army_src": src, "army_dst": dst, "army_arrive": arrive,
+            "army_troops": s.army_troops[0], "army_depart": depart, "army_from": origin,
+            "reward": self._scalar(reward, world), "intended": self._scalar(intended, world),
+        }
+        frame = self.n_frames
+        for name, dtype in FRAME_ARRAYS:
+            self._frames[name].append(np.asarray(values[name]).astype(dtype))
+
+        if ev is not None:
+            for kind_name, cols in ev.to_records().items():
+                if not cols:
+                    continue
+                n = len(next(iter(cols.values())))
+                table = self._events.setdefault(kind_name, {})
+                cols = {k: c for k, c in cols.items() if k != "world"}
+                cols["frame"] = np.full(n, frame, np.int32)
+                for k, c in cols.items():
+                    table.setdefault(k, []).append(c)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything the file holds, as named arrays."""
+        if not self.n_frames:
+            raise ValueError("ReplayRecorder: nothing recorded yet")
+        out: dict[str, np.ndarray] = {
+            "format": np.array(FORMAT_NAME),
+            "version": np.array(FORMAT_VERSION, np.int64),
+            "meta": np.array(json.dumps(self.meta)),
+        }
+        for name, dtype in FRAME_ARRAYS:
+            out[name] = np.stack(self._frames[name]).astype(dtype)
+        for name, dtype in STATIC_ARRAYS:
+            out[name] = np.asarray(self._static[name]).astype(dtype)
+        for kind, table in self._events.items():
+            for col, parts in table.items():
+                out[f"event/{kind}/{col}"] = np.concatenate(parts)
+        return out
+
+    def replay(self) -> Replay:
+        """The recording so far as a ``Replay`` (no file needed)."""
+        return _replay_from_arrays(self.arrays(), None)
+
+    def save(self, path) -> Path:
+        """Write the replay to ``path`` (exactly that name; written atomically)."""
+        return _write(self.arrays(), path)
+
+
+def replay_arrays(replay: Replay) -> dict[str, np.ndarray]:
+    """A ``Replay`` as the named arrays of its file."""
+    out: dict[str, np.ndarray] = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION, np.int64),
+        "meta": np.array(json.dumps(replay.meta)),
+    }
+    for name, dtype in FRAME_ARRAYS + STATIC_ARRAYS:
+        out[name] = np.asarray(getattr(replay, name)).astype(dtype)
+    for kind, cols in replay.events.items():
+        for col, arr in cols.items():
+            out[f"event/{kind}/{col}"] = arr
+    return out
+
+
+def save_replay(replay: Replay, path) -> Path:
+    """Write a ``Replay`` (e.g. one loaded, sliced or built in memory) to ``path``."""
+    return _write(replay_arrays(replay), path)
+
+
+def _write(arrays: dict[str, np.ndarray], path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ---------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------
+
+
+def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=None) -> Replay:
+    def bad(msg):
+        raise (fail(msg) if fail else ValueError(msg))
+
+    meta = json.loads(str(arrays["meta"]))
+    T = arrays["tick"].shape[0]
+    kw = {}
+    for name, dtype in FRAME_ARRAYS + STATIC_ARRAYS:
+        kw[name] = arrays[name]
+    for name, _ in FRAME_ARRAYS:
+        if kw[name].shape[:1] != (T,):
+            bad(f"array {name!r} has shape {kw[name].shape}, expected {T} frames (as 'tick')")
+    V, M = kw["owner"].shape[1], kw["army_active"].shape[1]
+    expect = {"pos": (V, 2), "troops": (T, V), "buildings": (T, V), "integrity": (T, V), "resources": (T, V),
+              "army_troops": (T, M)}
+    for name in ("army_kind", "army_owner", "army_src", "army_dst", "army_arrive", "army_depart", "army_from"):
+        expect[name] = (T, M)
+    for name, shape in expect.items():
+        if kw[name].shape[: len(shape)] != shape:
+            bad(f"array {name!r} has shape {kw[name].shape}, expected {shape} + ...")
+    A1 = kw["relation"].shape[1]
+    if kw["relation"].shape != (T, A1, A1) or kw["banner"].shape[0] != A1:
+        bad(f"relation {kw['relation'].shape} and banner {kw['banner'].shape} disagree on the number of alliances")
+    P1 = kw["player_alliance"].shape[0]
+    if kw["player_active"].shape != (T, P1):
+        bad(f"player_active has shape {kw['player_active'].shape}, expected {(T, P1)}")
+    for key, n in (("alliance_names", A1 - 1), ("alliance_tags", A1 - 1), ("alliance_colours", A1 - 1),
+                   ("player_names", P1 - 1), ("village_names", V)):
+        if len(meta.get(key, ())) != n:
+            bad(f"meta[{key!r}] has {len(meta.get(key, ()))} entries, expected {n}")
+    if "focal_player" not in meta:
+        bad("meta has no 'focal_player'")
+    events: dict[str, dict[str, np.ndarray]] = {}
+    for name, arr in arrays.items():
+        if name.startswith("event/"):
+            parts = name.split("/")
+            if len(parts) != 3:
+                bad(f"bad event array name {name!r} (expected event/<kind>/<column>)")
+            events.setdefault(parts[1], {})[parts[2]] = arr
+    for kind, cols in events.items():
+        lengths = {k: len(c) for k, c in cols.items()}
+        if len(set(lengths.values())) > 1 or "frame" not in cols or "tick" not in cols:
+            bad(f"event table {kind!r} is inconsistent (column lengths {lengths}; needs 'frame' and 'tick')")
+    return Replay(meta=meta, events=events, path=path, **kw)
+
+
+def load_replay(path) -> Replay:
+    """Read a replay file; raises ``ReplayError`` naming the file and the problem."""
+    path = Path(path)
+    name = str(path)
+
+    def fail(msg):
+        return ReplayError(f"replay file {name!r}: {msg}")
+
+    if not path.exists():
+        raise fail("no such file")
+    if path.stat().st_size == 0:
+        raise fail("file is empty")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except zipfile.BadZipFile as e:
+        raise fail(f"not a valid replay archive - the file is truncated or not a .npz zip ({e})") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise fail(f"cannot be opened as a .npz archive - truncated or corrupted ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise fail("holds a single .npy array, not a replay archive")
+    with npz:
+        arrays: dict[str, np.ndarray] = {}
+        member = None
+        try:
+            for member in ("format", "version", "meta"):
+                if member not in npz.files:
+                    raise fail(f"missing {member!r}: not a villages replay (members: {sorted(npz.files)[:8]}...)")
+                arrays[member] = npz[member]
+            if str(arrays["format"]) != FORMAT_NAME:
+                raise fail(f"format is {str(arrays['format'])!r}, expected {FORMAT_NAME!r}")
+            version = int(arrays["version"])
+            if version != FORMAT_VERSION:
+                newer = "newer than" if version > FORMAT_VERSION else "older than"
+                raise fail(f"format version {version} is {newer} this reader's version {FORMAT_VERSION}; "
+                           f"re-record the replay or use a matching villages release")
+            for member in npz.files:
+                arrays[member] = npz[member]
+        except ReplayError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+            raise fail(f"corrupted data in member {member!r} ({type(e).__name__}: {e})") from None
+    missing = [n for n, _ in FRAME_ARRAYS + STATIC_ARRAYS if n not in arrays]
+    if missing:
+        raise fail(f"missing arrays {missing}")
+    try:
+        json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as e:
+        raise fail(f"metadata is not valid JSON ({e})") from None
+    return _replay_from_arrays(arrays, name, fail)
