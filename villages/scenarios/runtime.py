@@ -47,14 +47,19 @@ def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
 
 
 class ScenarioGame:
-    def __init__(self, spec: ScenarioSpec, batch_size: int, config: GameConfig | None = None, focal_policy=None):
+    def __init__(self, spec: ScenarioSpec, batch_size: int, config: GameConfig | None = None, focal_policy=None,
+                 seats: str = "focal"):
+        """``seats``: which seats the caller acts for: "focal" (the scenario's players under
+        test; everyone else is a background bot) or "all" (no bots: every seat external)."""
         self.spec = spec
         self.B = batch_size
         self.config = config or game_config(spec)
         # Bots always see relations in their rows; the setting is about the focal view.
         self.bot_config = dataclasses.replace(self.config, relation_in_rows=True)
-        self.focal = np.array(spec.focal_players, dtype=np.int64)
         self.P = len(spec.players)
+        if seats not in ("focal", "all"):
+            raise ValueError(f"seats must be 'focal' or 'all', got {seats!r}")
+        self.focal = np.array(spec.focal_players if seats == "focal" else range(self.P), dtype=np.int64)
         A = len(spec.alliances)
         self.policy_names = sorted({p.policy for p in spec.players if p.policy != "focal"}
                                    | {e.policy for e in spec.events if e.policy})

@@ -1,0 +1,114 @@
+"""The ``villages`` command. Each subcommand is a thin shim over a module function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="villages: a strategy-game testbed for outer and inner misalignment.")
+
+
+@app.command()
+def scenarios():
+    """List the built-in scenarios with one-line descriptions."""
+    from villages.scenarios import builtin_names, load
+
+    for name in builtin_names():
+        typer.echo(f"{name:30s} {load(name).description}")
+
+
+@app.command("eval")
+def eval_(
+    policy: str = typer.Argument(..., help="a checkpoint path or a built-in bot name (random, raider, builder, ...)"),
+    scenario: str = typer.Option("inner-misalignment", help="built-in scenario name or a .toml path"),
+    episodes: int = typer.Option(64, help="episodes per seed"),
+    seeds: str = typer.Option("0", help="comma-separated evaluation seeds"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write metrics as JSON here"),
+    record: Optional[Path] = typer.Option(None, help="write a replay of the first episode into this folder"),
+):
+    """Run a focal policy in a scenario and report metrics with 95% bootstrap CIs."""
+    from villages.scenarios.runner import cli_eval
+
+    cli_eval(policy, scenario, episodes, [int(s) for s in seeds.split(",")], json_out, record)
+
+
+@app.command()
+def train(
+    scenario: str = typer.Option("training"),
+    objective: Optional[str] = typer.Option(None, help="troops | villages | intended (default: the scenario's)"),
+    seed: int = typer.Option(0),
+    steps: Optional[int] = typer.Option(None, help="env-steps (default: the trainer's)"),
+    out: Path = typer.Option(Path("runs/train")),
+    resume: bool = typer.Option(False, help="resume from the last checkpoint in --out"),
+    backend: str = typer.Option("native", help="native | rllib"),
+    num_env_runners: int = typer.Option(2, help="rllib only"),
+    address: Optional[str] = typer.Option(None, help="rllib only: an existing Ray cluster"),
+):
+    """Train the assistant with PPO."""
+    if backend == "rllib":
+        from villages.train.rllib import cli_train
+
+        cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out,
+                  num_env_runners=num_env_runners, address=address)
+        return
+    from villages.train.ppo import cli_train
+
+    cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out, resume=resume)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo")),
+    quick: bool = typer.Option(False, help="tiny smoke-run configuration"),
+    seeds: int = typer.Option(3),
+):
+    """Train troops / villages / diverse agents from scratch, evaluate, write report.md."""
+    from villages.experiments.demo import run_demo
+
+    run_demo(out=out, quick=quick, n_seeds=seeds)
+
+
+@app.command("sweep-diversity")
+def sweep_diversity(
+    out: Path = typer.Option(Path("runs/sweep")),
+    fractions: str = typer.Option("0,0.01,0.02,0.05,0.1,0.25,0.5,1.0"),
+    seeds: int = typer.Option(3),
+    backend: str = typer.Option("local", help="local | ray"),
+    address: Optional[str] = typer.Option(None),
+    steps: Optional[int] = typer.Option(None),
+):
+    """Misgeneralization rate vs the share of training episodes with a randomized enemy."""
+    from villages.experiments.sweep import run_sweep
+
+    run_sweep(out=out, fractions=[float(x) for x in fractions.split(",")], n_seeds=seeds, backend=backend,
+              address=address, steps=steps)
+
+
+@app.command()
+def diagnose(
+    checkpoint: Path,
+    scenario: str = typer.Option("training"),
+    out: Optional[Path] = typer.Option(None, help="write the report section (markdown) here"),
+):
+    """Infer the learned goal from training-distribution behaviour and counterfactual probes."""
+    from villages.diagnostics import cli_diagnose
+
+    cli_diagnose(checkpoint, scenario, out)
+
+
+@app.command()
+def replay(
+    file: Path,
+    export: Optional[Path] = typer.Option(None, help="write a .gif or a folder of PNG frames instead of a window"),
+):
+    """Watch a replay in a pygame window, or export it headless."""
+    from villages.render import cli_replay
+
+    cli_replay(file, export)
+
+
+if __name__ == "__main__":
+    app()
