@@ -53,7 +53,7 @@ class GameConfig:
     luck: float = 0.1  # attack strength multiplier drawn in [1-luck, 1+luck]
 
     # --- units: levy, spear, axe, cavalry, ram
-    unit_cost: np.ndarray = field(default_factory=lambda: _f([10, 5], [40, 25], [50, 40], [100, 90], [150, 100]))
+    unit_cost: np.ndarray = field(default_factory=lambda: _f([8, 7], [35, 30], [45, 45], [100, 100], [120, 120]))
     unit_pop: np.ndarray = field(default_factory=lambda: _f(1, 1, 1, 3, 4))
     unit_attack: np.ndarray = field(default_factory=lambda: _f(2, 10, 40, 110, 2))
     unit_def_inf: np.ndarray = field(default_factory=lambda: _f(2, 25, 10, 30, 20))
@@ -62,20 +62,20 @@ class GameConfig:
     unit_speed: np.ndarray = field(default_factory=lambda: _f(1.0, 1.2, 1.0, 0.5, 1.6))  # ticks per distance unit
     unit_loot: np.ndarray = field(default_factory=lambda: _f(5, 10, 10, 50, 0))
     unit_batch: np.ndarray = field(default_factory=lambda: np.array([8, 5, 5, 2, 1], dtype=np.int64))
-    unit_barracks_level: np.ndarray = field(default_factory=lambda: np.array([1, 1, 1, 3, 5], dtype=np.int64))
+    unit_barracks_level: np.ndarray = field(default_factory=lambda: np.array([1, 1, 1, 2, 2], dtype=np.int64))
     # Which units an attack sends (spears stay home to defend; support sends spears).
     unit_offensive: np.ndarray = field(default_factory=lambda: np.array([1, 0, 1, 1, 1], dtype=bool))
 
     # --- buildings
     building_base_cost: np.ndarray = field(
-        default_factory=lambda: _f([90, 80], [150, 120], [60, 50], [60, 80], [50, 40], [60, 50], [100, 100])
+        default_factory=lambda: _f([90, 90], [140, 140], [60, 60], [70, 70], [50, 50], [50, 50], [100, 100])
     )
     building_cost_growth: float = 1.28
     building_max_level: int = 15
     start_buildings: np.ndarray = field(default_factory=lambda: np.array([1, 1, 1, 0, 1, 1, 0], dtype=np.int64))
 
     # --- economy
-    production_base: float = 8.0  # per tick per resource at level 1
+    production_base: float = 15.0  # per tick per resource at level 1
     production_growth: float = 1.25
     storage_base: float = 800.0
     storage_growth: float = 1.3  # per headquarters level
@@ -91,9 +91,9 @@ class GameConfig:
     village_base_defence: float = 5.0
     loss_exponent: float = 1.5  # Lanchester-style loss ratio exponent
     integrity_max: float = 100.0
-    damage_per_win: float = 25.0
-    damage_per_ram: float = 8.0
-    integrity_regen: float = 1.0
+    damage_per_win: float = 35.0
+    damage_per_ram: float = 3.0
+    integrity_regen: float = 0.5
     found_cost: float = 1000.0  # of each resource, paid by the village that sends the settlers
 
     def __post_init__(self):

@@ -35,7 +35,7 @@ class ScriptedBot:
     # Target army mix by population share (levy, spear, axe, cavalry, ram).
     mix = np.array([0.0, 0.5, 0.3, 0.15, 0.05])
     attacks = True
-    attack_margin = 1.4  # attack only with this much more offence than the target's defence
+    attack_margin = 1.3  # attack only with this much more offence than the target's defence
     salt = 0
 
     def __init__(self, config: GameConfig):
@@ -47,7 +47,8 @@ class ScriptedBot:
         mask = np.asarray(mask, bool)
         B, n, nA = mask.shape
         own, rows, dip = self.O.split(obs)
-        scores = np.zeros((B, n, nA))
+        # Unscored actions (e.g. attacks for a builder, trades, diplomacy) stay below noop.
+        scores = np.full((B, n, nA), -5.0)
         scores[..., self.L.noop] = 0.5
         self.score_economy(own, rows, scores)
         self.score_army(own, rows, scores)
@@ -65,26 +66,36 @@ class ScriptedBot:
         return rows[..., self.O.village_col(name)]
 
     def score_economy(self, own, rows, scores):
+        """Build scores relative to noop (0.5): keep resources flowing, room for troops, walls up."""
         r = self.row_scores(scores)
         c = lambda name: self.col(rows, name)  # noqa: E731
         v = lambda b: 3 + BUILDINGS.index(b)  # noqa: E731
+        lvl = lambda b: c(f"own_{b}") * self.config.building_max_level  # noqa: E731
         full = np.maximum(c("own_res_wood"), c("own_res_iron"))
-        r[..., v("timber_camp")] += 2.0 + (c("own_res_wood") < c("own_res_iron"))
-        r[..., v("iron_mine")] += 2.0 + (c("own_res_iron") <= c("own_res_wood"))
-        r[..., v("farm")] += 1.0 + 3.0 * (c("own_pop") > 0.85)
-        r[..., v("headquarters")] += 1.0 + 3.0 * (full > 0.9)
-        r[..., v("barracks")] += 1.5 * (c("own_barracks") * self.config.building_max_level < 5)
-        r[..., v("wall")] += 1.0 + 1.0 * (c("own_wall") * self.config.building_max_level < 5)
+        r[..., v("timber_camp")] = 3.0 + (c("own_res_wood") < c("own_res_iron")) - 0.2 * lvl("timber_camp")
+        r[..., v("iron_mine")] = 3.0 + (c("own_res_iron") <= c("own_res_wood")) - 0.2 * lvl("iron_mine")
+        r[..., v("farm")] = 2.0 + 8.0 * (c("own_pop") > 0.85)
+        r[..., v("headquarters")] = 1.0 + 6.0 * (full > 0.9)
+        r[..., v("barracks")] = 2.5 + 8.0 * (lvl("barracks") < 2)
+        r[..., v("wall")] = 1.5 + 1.5 * (lvl("wall") < 5)
+        # Save up for troops: build only with a well-filled store, except a farm when out of room.
+        saving = (full < 0.5)[..., None]
+        r[..., 3 : 3 + len(BUILDINGS)] -= 10.0 * saving
+        r[..., v("farm")] += 10.0 * (saving[..., 0] & (c("own_pop") > 0.85))
 
     def score_army(self, own, rows, scores):
         r = self.row_scores(scores)
         troops = _inv_log(own[..., [self.O.self_size - len(UNITS) + u for u in range(len(UNITS))]])
         pop = troops * self.config.unit_pop
         share = pop / np.maximum(pop.sum(-1, keepdims=True), 1.0)
-        deficit = self.mix - share  # [B, n, U]
+        mine = self.col(rows, "is_own") > 0
+        barracks = np.where(mine, self.col(rows, "own_barracks"), 0).max(-1) * self.config.building_max_level
+        unlocked = barracks[..., None] + 0.5 >= self.config.unit_barracks_level  # [B, n, U]
+        deficit = np.where((self.mix > 0) & unlocked, self.mix - share, -np.inf)  # [B, n, U]
+        # Wait for the unit the mix lacks most rather than buying whatever is cheapest.
+        want = deficit.argmax(-1)[..., None]  # [B, n, 1]
         for u in range(len(UNITS)):
-            if self.mix[u] > 0:
-                r[..., 3 + len(BUILDINGS) + u] += 3.0 + 4.0 * deficit[..., u, None]
+            r[..., 3 + len(BUILDINGS) + u] = np.where(want == u, 8.0, -5.0)
 
     def attack_targets(self, own, rows):
         """Score of attacking each row (before legality), -inf for rows not to attack."""
@@ -102,14 +113,14 @@ class ScriptedBot:
     def score_attacks(self, own, rows, scores):
         r = self.row_scores(scores)
         t = self.attack_targets(own, rows)
-        r[..., 0] += np.where(np.isfinite(t), 4.0 + t, -100.0)
+        r[..., 0] = np.where(np.isfinite(t), 14.0 + t, -100.0)
 
 
 class Raider(ScriptedBot):
     """Trains a mixed army and attacks the weakest village of a player at war with it."""
 
     name = "raider"
-    mix = np.array([0.0, 0.3, 0.45, 0.15, 0.10])
+    mix = np.array([0.0, 0.2, 0.55, 0.15, 0.10])
     salt = 1
 
 
