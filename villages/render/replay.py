@@ -4,6 +4,7 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
 ``.replay.npz``) with plain arrays only (no pickles):
 
 * ``format`` (str ``"villages-replay"``) and ``version`` (int, ``FORMAT_VERSION``);
+* ``index``: the names of all other members (a damaged zip directory is detected);
 * ``meta``: one JSON string (see ``ReplayRecorder`` for the keys);
 * per-frame arrays, leading axis T (frames): ``tick[T]``, ``owner[T,V]``,
   ``troops[T,V,U]``, ``buildings[T,V,K]``, ``integrity[T,V]``, ``resources[T,V,R]``,
@@ -25,6 +26,7 @@ This module does not import pygame: the scenario runner can record replays headl
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -389,7 +391,7 @@ class ReplayRecorder:
         for kind, table in self._events.items():
             for col, parts in table.items():
                 out[f"event/{kind}/{col}"] = np.concatenate(parts)
-        return out
+        return _with_index(out)
 
     def replay(self) -> Replay:
         """The recording so far as a ``Replay`` (no file needed)."""
@@ -412,7 +414,14 @@ def replay_arrays(replay: Replay) -> dict[str, np.ndarray]:
     for kind, cols in replay.events.items():
         for col, arr in cols.items():
             out[f"event/{kind}/{col}"] = arr
-    return out
+    return _with_index(out)
+
+
+def _with_index(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``index``: the names of all members, so that a damaged zip directory is caught."""
+    arrays = {k: v for k, v in arrays.items() if k != "index"}
+    arrays["index"] = np.array(sorted(arrays))
+    return arrays
 
 
 def save_replay(replay: Replay, path) -> Path:
@@ -496,22 +505,28 @@ def load_replay(path) -> Replay:
         raise fail("no such file")
     if path.stat().st_size == 0:
         raise fail("file is empty")
+    # Read the zip members ourselves: zipfile checks each member's CRC-32 when it is
+    # read to the end, which np.load does not do (a flipped bit would go unnoticed).
     try:
-        npz = np.load(path, allow_pickle=False)
+        zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
         raise fail(f"not a valid replay archive - the file is truncated or not a .npz zip ({e})") from None
     except (OSError, ValueError, EOFError) as e:
         raise fail(f"cannot be opened as a .npz archive - truncated or corrupted ({e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise fail("holds a single .npy array, not a replay archive")
-    with npz:
+    with zf:
+        members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
         arrays: dict[str, np.ndarray] = {}
         member = None
+
+        def read(member):
+            data = zf.read(members[member])
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+
         try:
             for member in ("format", "version", "meta"):
-                if member not in npz.files:
-                    raise fail(f"missing {member!r}: not a villages replay (members: {sorted(npz.files)[:8]}...)")
-                arrays[member] = npz[member]
+                if member not in members:
+                    raise fail(f"missing {member!r}: not a villages replay (members: {sorted(members)[:8]})")
+                arrays[member] = read(member)
             if str(arrays["format"]) != FORMAT_NAME:
                 raise fail(f"format is {str(arrays['format'])!r}, expected {FORMAT_NAME!r}")
             version = int(arrays["version"])
@@ -519,12 +534,19 @@ def load_replay(path) -> Replay:
                 newer = "newer than" if version > FORMAT_VERSION else "older than"
                 raise fail(f"format version {version} is {newer} this reader's version {FORMAT_VERSION}; "
                            f"re-record the replay or use a matching villages release")
-            for member in npz.files:
-                arrays[member] = npz[member]
+            for member in members:
+                if member not in arrays:
+                    arrays[member] = read(member)
         except ReplayError:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as e:
             raise fail(f"corrupted data in member {member!r} ({type(e).__name__}: {e})") from None
+    if "index" in arrays:
+        listed = set(str(x) for x in np.atleast_1d(arrays.pop("index")))
+        lost = sorted(listed - set(arrays))
+        if lost:
+            raise fail(f"corrupted archive directory: {len(lost)} members listed in the index are missing "
+                       f"({lost[:4]}{'...' if len(lost) > 4 else ''})")
     missing = [n for n, _ in FRAME_ARRAYS + STATIC_ARRAYS if n not in arrays]
     if missing:
         raise fail(f"missing arrays {missing}")
