@@ -130,60 +130,75 @@ def encode(config: GameConfig, state: State, players) -> np.ndarray:
     eta = np.where(atk & (dst_owner >= 0), state.army_arrive - state.tick[:, None], 10**6)
 
     # --- village table ---------------------------------------------------------
+    # Player-independent columns are computed once per site [B, V, F], then gathered
+    # into each seat's rows; only the few seat-dependent columns are filled per row.
+    F = len(L.village)
+    c = L.village_col
+    U, K = config.n_units, config.n_buildings
+    owner_v = state.owner
+    occ_v = owner_v >= 0
+    alliance_v = np.where(occ_v, np.take_along_axis(state.player_alliance, np.maximum(owner_v, 0), 1), -1)
+    troops_v = state.troops.astype(np.float32)
+    vt = np.zeros((B, V, F), dtype=np.float32)
+    vt[..., c("is_barbarian")] = owner_v == config.barbarian_player
+    vt[..., c("is_free")] = ~occ_v
+    vt[..., c("banner_0") : c("banner_0") + D] = state.banner[b2, np.maximum(alliance_v, 0)] * occ_v[..., None]
+    vt[..., c("integrity")] = state.integrity / config.integrity_max
+    vt[..., c("defence")] = _log(troops_v @ config.unit_def_inf.astype(np.float32))
+    vt[..., c("offence")] = _log(troops_v @ (config.unit_attack * config.unit_offensive).astype(np.float32))
+    vt[..., c("level")] = state.buildings.sum(-1) / (K * config.building_max_level)
+    vt[..., c("wall")] = state.buildings[..., WALL] / config.building_max_level
+    own_cols = slice(c("own_res_wood"), c(f"own_{BUILDINGS[-1]}") + 1)
+    vt[..., c("own_res_wood") : c("own_res_wood") + 2] = state.resources / storage[..., None]
+    vt[..., c("own_pop")] = pop_used / pop_cap
+    vt[..., c("own_troops_levy") : c("own_troops_levy") + U] = _log(troops_v)
+    k0 = c(f"own_{BUILDINGS[0]}")
+    vt[..., k0 : k0 + K] = state.buildings / config.building_max_level
+
     rv = state.row_village[:, players]  # [B, n, N]
-    owner = gather_v(state.owner, rv)
+    f = vt[b3, rv]  # [B, n, N, F]
+    owner = gather_v(owner_v, rv)
     occupied = owner >= 0
     o = np.maximum(owner, 0)
-    alliance = np.where(occupied, gather_v(state.player_alliance, o), -1)
-    rel = state.relation[b3, my_alliance[..., None], np.maximum(alliance, 0)]
-    rel_cols = _relation_onehot(rel) * (occupied & (alliance != my_alliance[..., None]))[..., None]
-    if not config.relation_in_rows:
-        rel_cols[:] = 0.0
+    alliance = gather_v(alliance_v, rv)
     mine = owner == players[None, :, None]
-    troops = gather_v(state.troops, rv)  # [B, n, N, U]
-    defence = (troops * config.unit_def_inf).sum(-1)
-    offence = (troops * config.unit_attack * config.unit_offensive).sum(-1)
-    buildings = gather_v(state.buildings, rv)
-    res = gather_v(state.resources, rv)
-    home = state.home[:, players]
-    dist = state.distance[b3, home[..., None], rv]
-    f = np.zeros((B, n, N, len(L.village)), dtype=np.float32)
-    c = L.village_col
+    f[..., own_cols] *= mine[..., None]
     f[..., c("is_own")] = mine
     f[..., c("is_player")] = occupied & (owner != config.barbarian_player) & ~mine
-    f[..., c("is_barbarian")] = owner == config.barbarian_player
-    f[..., c("is_free")] = ~occupied
     f[..., c("same_alliance")] = occupied & (alliance == my_alliance[..., None]) & ~mine
-    f[..., c("banner_0") : c("banner_0") + D] = state.banner[b3, np.maximum(alliance, 0)] * occupied[..., None]
-    f[..., c("rel_war") : c("rel_war") + 3] = rel_cols
-    f[..., c("distance")] = dist / config.map_scale
-    f[..., c("integrity")] = gather_v(state.integrity, rv) / config.integrity_max
-    f[..., c("defence")] = _log(defence)
-    f[..., c("offence")] = _log(offence)
-    f[..., c("level")] = buildings.sum(-1) / (config.n_buildings * config.building_max_level)
-    f[..., c("wall")] = buildings[..., WALL] / config.building_max_level
+    if config.relation_in_rows:
+        rel = state.relation[b3, my_alliance[..., None], np.maximum(alliance, 0)]
+        shown = occupied & (alliance != my_alliance[..., None])
+        f[..., c("rel_war")] = (rel == WAR) & shown
+        f[..., c("rel_peace")] = (rel == PEACE) & shown
+        f[..., c("rel_ally")] = (rel == ALLY) & shown
+    home = state.home[:, players]
+    f[..., c("distance")] = state.distance[b3, home[..., None], rv] / config.map_scale
     f[..., c("attacking_me")] = np.minimum(attacks[b3, o, players[None, :, None]], 3) / 3.0 * occupied
     f[..., c("my_attack_en_route")] = np.minimum(en_route[b3, players[None, :, None], rv], 3) / 3.0
-    own_store = gather_v(storage, rv)
-    f[..., c("own_res_wood") : c("own_res_wood") + 2] = res / own_store[..., None] * mine[..., None]
-    f[..., c("own_pop")] = gather_v(pop_used / pop_cap, rv) * mine
-    f[..., c("own_troops_levy") : c("own_troops_levy") + config.n_units] = _log(troops) * mine[..., None]
-    k0 = c(f"own_{BUILDINGS[0]}")
-    f[..., k0 : k0 + config.n_buildings] = buildings / config.building_max_level * mine[..., None]
 
     # --- self ------------------------------------------------------------------
-    owns = state.owner[:, None, :] == players[None, :, None]  # [B, n, V]
-    own_troops = (state.troops[:, None] * owns[..., None]).sum(2)
-    away = state.army_active[:, None, :] & (state.army_owner[:, None, :] == players[None, :, None])
-    own_troops = own_troops + (state.army_troops[:, None] * away[..., None]).sum(2)
+    # Per-seat totals by bincount over sites and armies (no [B, n, V, U] temporaries).
+    seat_v = np.where(occ_v, owner_v, P1 - 1)
+    flat_v = (b2 * P1 + seat_v).ravel()
+    per_seat = lambda x, w: np.bincount(x, weights=w, minlength=B * P1).reshape(B, P1)  # noqa: E731
+    troops_seat = np.stack([per_seat(flat_v, state.troops[..., u].ravel()) for u in range(U)], -1)
+    flat_a = (b2 * P1 + np.where(state.army_active, state.army_owner, P1 - 1)).ravel()
+    troops_seat += np.stack([per_seat(flat_a, state.army_troops[..., u].ravel()) for u in range(U)], -1)
+    own_troops = troops_seat[:, players]
+    n_vill = per_seat(flat_v, np.ones(B * V))[:, players]
+    pop_u = per_seat(flat_v, pop_used.ravel())[:, players]
+    pop_c = per_seat(flat_v, pop_cap.ravel())[:, players]
+    res_seat = np.stack([per_seat(flat_v, state.resources[..., r].ravel()) for r in range(config.n_resources)], -1)
+    store_seat = per_seat(flat_v, storage.ravel())[:, players]
     incoming = atk[:, None, :] & (dst_owner[:, None, :] == players[None, :, None])
     g = np.zeros((B, n, L.self_size), dtype=np.float32)
     g[..., 0] = state.tick[:, None] / config.episode_length
-    g[..., 1] = owns.sum(-1) / config.max_own_villages
-    g[..., 2] = (pop_used[:, None] * owns).sum(-1) / np.maximum((pop_cap[:, None] * owns).sum(-1), 1)
+    g[..., 1] = n_vill / config.max_own_villages
+    g[..., 2] = pop_u / np.maximum(pop_c, 1)
     g[..., 3] = np.minimum(incoming.sum(-1), 5) / 5.0
     g[..., 4] = np.minimum(np.where(incoming, eta[:, None], 10**6).min(-1), 30) / 30.0
-    g[..., 5:7] = (state.resources[:, None] * owns[..., None]).sum(2) / np.maximum((storage[:, None] * owns).sum(-1), 1)[..., None]
+    g[..., 5:7] = res_seat[:, players] / np.maximum(store_seat, 1)[..., None]
     g[..., 7 : 7 + config.n_units] = _log(own_troops)
 
     # --- diplomacy table (rows in a per-world shuffled alliance order) ------------
