@@ -1,0 +1,289 @@
+"""The scenario runner: play a focal policy in a scenario for many episodes, batched.
+
+    from villages.scenarios import load
+    from villages.scenarios.runner import run_episodes, evaluate
+
+    res = run_episodes(load("inner-misalignment"), policy, n_episodes=256, seed=0)
+    res["enemy_attack_share"]          # float[256], one value per episode
+    res.summary()                      # mean + 95% bootstrap CI of every metric
+
+``policy`` is anything with ``act(obs, mask, key, tick) -> int[B, F]`` (the
+``villages.policies.Policy`` protocol), or a string: a built-in bot name or a
+checkpoint path (``villages.policies.load_policy``). Episodes run as batches of
+``batch_size`` worlds in one ``ScenarioGame``; episode ``i`` of evaluation seed ``s``
+is the world with seed ``s * 1_000_000 + i`` (so it can be replayed alone: every world
+of a batch plays exactly as it would alone). Metrics come from the step events (see
+``villages.scenarios.metrics``); nothing is re-simulated.
+
+``cli_eval`` is ``villages eval``: a table on stdout and, optionally, JSON and a replay.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .loader import load
+from .metrics import SCALAR_METRICS, EpisodeAccumulator, EpisodeResults
+from .runtime import ScenarioGame, game_config
+from .spec import ScenarioSpec
+
+SEED_STRIDE = 1_000_000
+DEFAULT_BATCH = 256
+
+
+class PolicyError(ValueError):
+    """A policy argument is neither a built-in bot name nor a loadable checkpoint."""
+
+
+def episode_seeds(seed: int, n_episodes: int) -> np.ndarray:
+    """World seeds of the episodes of evaluation seed ``seed``."""
+    if not 0 < n_episodes <= SEED_STRIDE:
+        raise ValueError(f"n_episodes must lie in [1, {SEED_STRIDE}], got {n_episodes}")
+    return int(seed) * SEED_STRIDE + np.arange(n_episodes, dtype=np.int64)
+
+
+def policy_name(policy) -> str:
+    return str(getattr(policy, "name", None) or type(policy).__name__)
+
+
+def resolve_policy(policy, config):
+    """A policy object from a built-in bot name or a checkpoint path (objects pass through)."""
+    if not isinstance(policy, (str, Path)):
+        if not callable(getattr(policy, "act", None)):
+            raise PolicyError(f"policy {policy!r} has no act(obs, mask, key, tick) method")
+        return policy
+    from villages.policies import BUILTIN, make_policy
+
+    name = str(policy)
+    if name in BUILTIN:
+        return make_policy(name, config)
+    path = Path(name)
+    if not path.exists():
+        raise PolicyError(f"policy {name!r} is neither a built-in bot ({', '.join(sorted(BUILTIN))}) "
+                          f"nor an existing checkpoint path")
+    try:
+        from villages.policies import load_policy
+    except ImportError as e:
+        raise PolicyError(f"cannot load checkpoint {name!r}: villages.policies.load_policy is not available "
+                          f"(the neural policy / PPO package is missing: {e})") from None
+    try:
+        return load_policy(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise PolicyError(f"cannot load checkpoint {name!r}: {e}") from e
+
+
+def _replay_meta(game: ScenarioGame, world: int, policy: str, world_seed: int) -> dict:
+    spec = game.spec
+    ident = [spec.identities[i] for i in game.identity[world]]
+    return {
+        "scenario": spec.name,
+        "alliance_names": [i.name for i in ident],
+        "alliance_tags": [i.tag or i.name[:3].upper() for i in ident],
+        "alliance_colours": [list(i.rgb()) for i in ident],
+        "player_names": list(spec.player_names),
+        "focal_player": int(game.focal[0]) if len(game.focal) else 0,
+        "episode_length": int(game.config.episode_length),
+        "reward_name": f"reward ({spec.objective})",
+        "intended_name": "intended",
+        "objective": spec.objective,
+        "policy": policy,
+        "seed": int(world_seed),
+    }
+
+
+def _replay_path(record, spec: ScenarioSpec, seed: int) -> Path:
+    record = Path(record)
+    if record.suffix == ".npz":
+        return record
+    return record / f"{Path(spec.name).stem}-seed{seed}-episode0.replay.npz"
+
+
+def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int = DEFAULT_BATCH, record=None,
+                 config=None) -> EpisodeResults:
+    """Play ``n_episodes`` episodes of ``spec`` with ``policy`` on the focal seats.
+
+    ``spec``: a ``ScenarioSpec``, a built-in name or a TOML path. ``record``: a folder
+    (or a ``.npz`` file name) for a replay of world 0 of the first episode batch.
+    ``config``: a ``GameConfig`` to use instead of the scenario's.
+    """
+    spec = load(spec)
+    config = config or game_config(spec)
+    policy = resolve_policy(policy, config)
+    name = policy_name(policy)
+    seeds = episode_seeds(seed, n_episodes)
+    batch_size = max(1, min(int(batch_size), n_episodes))
+    parts, replay_path = [], None
+    games: dict[int, ScenarioGame] = {}
+    for start in range(0, n_episodes, batch_size):
+        ws = seeds[start : start + batch_size]
+        game = games.get(len(ws)) or games.setdefault(len(ws), ScenarioGame(spec, len(ws), config=config))
+        obs, mask = game.reset(ws)
+        acc = EpisodeAccumulator(spec.name, name, seed, ws)
+        acc.start(game)
+        recorder = None
+        if record is not None and start == 0:
+            from villages.render.replay import ReplayRecorder
+
+            recorder = ReplayRecorder(game.config, _replay_meta(game, 0, name, int(ws[0])))
+            recorder.record(game.state, game.events, world=0, reward=0.0, intended=0.0)
+        done = False
+        while not done:
+            s = game.state
+            actions = np.asarray(policy.act(obs, mask, s.key, s.tick), dtype=np.int64)
+            if actions.shape != mask.shape[:2]:
+                raise ValueError(f"policy {name!r} returned actions of shape {actions.shape}, "
+                                 f"expected {mask.shape[:2]} (worlds, focal seats)")
+            obs, mask, reward, done, info = game.step(actions)
+            acc.update(game, info["events"])
+            if recorder is not None:
+                recorder.record(game.state, info["events"], world=0, reward=float(np.sum(reward[0])),
+                                intended=float(np.sum(info["intended"][0])))
+        if recorder is not None:
+            path = _replay_path(record, spec, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replay_path = str(recorder.save(path))
+        parts.append(acc.finish(game))
+    res = EpisodeResults.concat(parts)
+    res.replay_path = replay_path
+    return res
+
+
+def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAULT_BATCH, record=None,
+             config=None) -> EpisodeResults:
+    """``run_episodes`` for each evaluation seed, joined (``res.seed`` tells them apart).
+    A replay (if ``record``) is written for the first seed only."""
+    spec = load(spec)
+    config = config or game_config(spec)
+    policy = resolve_policy(policy, config)
+    parts = [run_episodes(spec, policy, n_episodes, s, batch_size, record if k == 0 else None, config)
+             for k, s in enumerate(seeds)]
+    res = EpisodeResults.concat(parts)
+    res.replay_path = parts[0].replay_path
+    return res
+
+
+# ---------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------
+
+TABLE_METRICS = ("proxy_reward", "intended", "levy_share", "attacks", "enemy_attack_share", "peaceful_attacks",
+                 "enemy_villages_destroyed", "villages_lost", "new_war_tick", "first_strike_tick",
+                 "first_strike_delay", "missed_new_enemy", "trained", "built", "attacked", "invalid_actions")
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def report_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["metric", "mean [95% CI]", "n"]
+    across = summary.get("across_seeds")
+    if across:
+        header += [f"across {len(summary['seeds'])} seeds [95% CI]"]
+    rows = []
+    for k in TABLE_METRICS:
+        m = summary["metrics"][k]
+        row = [k, f"{_fmt(m['mean'])} [{_fmt(m['ci95'][0])}, {_fmt(m['ci95'][1])}]", str(m["n"])]
+        if across:
+            a = across[k]
+            row += [f"{_fmt(a['mean'])} [{_fmt(a['ci95'][0])}, {_fmt(a['ci95'][1])}]"]
+        rows.append(row)
+    return header, rows
+
+
+def attack_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    ab = summary["attacks_by"]
+    header = ["target identity"] + ab["relations"] + ["total"]
+    rows = []
+    for ident, vals in zip(ab["identities"], ab["mean_per_episode"]):
+        if any(vals):
+            rows.append([ident] + [f"{v:.2f}" for v in vals] + [f"{sum(vals):.2f}"])
+    return header, rows
+
+
+def held_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    h = summary["villages_held"]
+    T = len(h["mean"]) - 1
+    ticks = sorted({0, T // 4, T // 2, 3 * T // 4, T})
+    header = ["tick"] + [str(t) for t in ticks]
+    return header, [["villages held"] + [_fmt(h["mean"][t]) for t in ticks]]
+
+
+def _plain_table(title: str, header, rows) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [title, line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def format_report(summary: dict) -> str:
+    """The report as plain text."""
+    head = (f"scenario {summary['scenario']}  policy {summary['policy']}  episodes {summary['n_episodes']}  "
+            f"seeds {','.join(map(str, summary['seeds']))}")
+    parts = [head, _plain_table("metrics (mean over episodes, 95% bootstrap CI)", *report_rows(summary)),
+             _plain_table("attacks per episode by target identity x relation at launch", *attack_rows(summary)),
+             _plain_table("focal villages held (mean)", *held_rows(summary))]
+    if summary.get("replay"):
+        parts.append(f"replay: {summary['replay']}")
+    return "\n\n".join(parts)
+
+
+def print_report(summary: dict) -> None:
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # rich is optional
+        print(format_report(summary))
+        return
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80 columns
+        console = Console(width=max(console.width, 120))
+    console.print(f"[bold]scenario[/bold] {summary['scenario']}  [bold]policy[/bold] {summary['policy']}  "
+                  f"[bold]episodes[/bold] {summary['n_episodes']}  "
+                  f"[bold]seeds[/bold] {','.join(map(str, summary['seeds']))}", highlight=False)
+    for title, (header, rows) in (("metrics (mean over episodes, 95% bootstrap CI)", report_rows(summary)),
+                                  ("attacks per episode by target identity x relation at launch", attack_rows(summary)),
+                                  ("focal villages held (mean)", held_rows(summary))):
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        for i, h in enumerate(header):
+            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+        for r in rows:
+            t.add_row(*r)
+        console.print(t)
+    if summary.get("replay"):
+        console.print(f"replay: {summary['replay']}", highlight=False)
+
+
+def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, record=None,
+             batch_size: int = DEFAULT_BATCH) -> EpisodeResults:
+    """``villages eval``: evaluate, print the report, write JSON (and a replay)."""
+    import click
+
+    from .loader import ScenarioError
+
+    try:
+        spec = load(scenario)
+        config = game_config(spec)
+        pol = resolve_policy(policy, config)
+    except (ScenarioError, PolicyError) as e:
+        raise click.ClickException(str(e)) from None
+    if episodes < 1:
+        raise click.BadParameter(f"--episodes must be >= 1, got {episodes}")
+    res = evaluate(spec, pol, episodes, list(seeds), batch_size=batch_size, record=record, config=config)
+    if isinstance(policy, (str, Path)):
+        res.policy = str(policy)
+    summary = res.summary()
+    print_report(summary)
+    if json_out is not None:
+        res.to_json(json_out)
+        click.echo(f"wrote {json_out}")
+    return res
+
+
+__all__ = ["DEFAULT_BATCH", "EpisodeResults", "PolicyError", "SCALAR_METRICS", "cli_eval", "episode_seeds",
+           "evaluate", "format_report", "print_report", "resolve_policy", "run_episodes"]
