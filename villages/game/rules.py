@@ -6,7 +6,8 @@ per-world keys carried in the state (see ``rng.py``), so the step is pure.
 
 Order within a tick:
 1. production (capped by storage);
-2. commands, one per seat: diplomacy, trade, build, train, launch armies; an illegal
+2. commands, one per seat: diplomacy, trade, build, train, launch armies; legality is
+   judged on the tick-start state, exactly as ``action_mask`` judges it; an illegal
    command is executed as a no-op and counted in ``state.invalid_actions``;
 3. arrivals: at most one army resolves per village per tick (lowest slot first, the
    others wait a tick), so every battle touches a distinct village and the whole tick
@@ -78,7 +79,7 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
     # Sources (where armies and trades leave from) are fixed before production, as the mask saw them.
     src = sources(config, s, np.arange(P))
     _produce(config, s)
-    _commands(config, s, actions, src, ev)
+    _commands(config, s, actions, src, state, ev)
     _arrivals(config, s, ev)
     _upkeep(config, s, ev)
     s.key = rngmod.mix(s.key)
@@ -101,7 +102,10 @@ def _produce(config: GameConfig, s: State) -> None:
 # --- 2. commands -----------------------------------------------------------------
 
 
-def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events) -> None:
+def _commands(config: GameConfig, s: State, actions: np.ndarray, src, start: State, ev: Events) -> None:
+    """Execute one command per seat. Legality is judged on ``start``, the state at the start
+    of the tick (what ``action_mask`` saw), so that the rules execute exactly the masked-legal
+    commands; the effects apply to ``s`` (after production, so resources only grew)."""
     L = layout_for(config)
     B, V = s.owner.shape
     P, N, A, K = config.n_players, config.n_rows, config.n_alliances, config.n_buildings
@@ -131,7 +135,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events
     give = np.where(a == L.trade + 1, 1, 0)
     main = src.main
     market = s.buildings[bidx, main, MARKET]
-    have = s.resources[bidx, main, give]
+    have = start.resources[bidx, main, give]
     ok = acting & is_trade & (market > 0) & (have >= config.trade_amount)
     invalid |= acting & is_trade & ~ok
     rate = config.trade_rate_base + 0.05 * market
@@ -163,20 +167,22 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events
             continue
         x, y = my_alliance[bb, pp], other[bb, pp]
         if name == "declare_war":
-            _set_relation(s, bb, x, y, WAR, pp, ev)
+            first = _first_per_pair(bb, x, y, A)
+            _set_relation(s, bb[first], x[first], y[first], WAR, pp[first], ev)
         elif name == "offer_peace":
             s.offer[bb, x, y] = PEACE + 1
         elif name == "offer_alliance":
             s.offer[bb, x, y] = ALLY + 1
         else:  # accept: a concurrent change this tick may have cleared the offer already
             offered = s.offer[bb, y, x]
-            keep = offered > 0
+            keep = np.nonzero(offered > 0)[0]
+            keep = keep[_first_per_pair(bb[keep], x[keep], y[keep], A)]
             _set_relation(s, bb[keep], x[keep], y[keep], offered[keep] - 1, pp[keep], ev)
 
     # Build -----------------------------------------------------------------------
     is_build = is_row & (verb >= 3) & (verb < 3 + K)
     k = np.clip(verb - 3, 0, K - 1)
-    buildable = can_build(config, s)[bidx, target, k]
+    buildable = can_build(config, start)[bidx, target, k]
     ok = acting & is_build & mine & buildable
     invalid |= acting & is_build & ~ok
     bb, pp = np.nonzero(ok)
@@ -190,7 +196,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events
     # Train -----------------------------------------------------------------------
     is_train = is_row & (verb >= 3 + K)
     u = np.clip(verb - 3 - K, 0, config.n_units - 1)
-    trainable = can_train(config, s, pop_used, pop_cap)[bidx, target, u]
+    trainable = can_train(config, start, pop_used, pop_cap)[bidx, target, u]
     ok = acting & is_train & mine & trainable
     invalid |= acting & is_train & ~ok
     bb, pp = np.nonzero(ok)
@@ -210,7 +216,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events
     friendly = occupied & (t_owner != config.barbarian_player) & (same | (rel_t == ALLY))
     ok_support = want_support & friendly & src.has_spears & (target != src.support)
     want_found = acting & is_row & (verb == 2)
-    main_afford = (s.resources[bidx, main] >= config.found_cost).all(-1)
+    main_afford = (start.resources[bidx, main] >= config.found_cost).all(-1)
     ok_found = want_found & (t_owner == NO_OWNER) & main_afford & (src.n_own < config.max_own_villages) & (src.n_own > 0)
     launch = ok_attack | ok_support | ok_found
     # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
@@ -251,6 +257,19 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, ev: Events
     bb, pp = np.nonzero(invalid)
     if len(bb):
         ev.add("invalid", world=bb, tick=s.tick[bb], player=pp, action=actions[bb, pp])
+
+
+def _first_per_pair(bb, x, y, A) -> np.ndarray:
+    """Indices of the first command per (world, unordered alliance pair), in seat order.
+
+    Commands of one tick act as if executed in seat order: once the lowest seat has
+    changed a pair's relation (which clears the pair's offers), the same change by
+    another seat, or the other side accepting a different offer, has nothing left to do.
+    Without this, two accepts of different offers between the same pair wrote the two
+    halves of the symmetric relation with different values."""
+    pair = (bb * (A + 1) + np.minimum(x, y)) * (A + 1) + np.maximum(x, y)
+    _, first = np.unique(pair, return_index=True)
+    return np.sort(first)
 
 
 def _set_relation(s: State, bb, x, y, value, by, ev: Events) -> None:
