@@ -17,11 +17,14 @@ _IRRATIONAL = None
 
 
 def _noise(key, tick, n, n_actions, salt):
+    """Tie-breaking noise in [0, 1) per action: one hash per seat, spread over actions
+    by multiplying with fixed irrational numbers (cheap, and still per-world)."""
     global _IRRATIONAL
     if _IRRATIONAL is None or len(_IRRATIONAL) < n_actions:
-        _IRRATIONAL = np.sqrt(np.arange(2, n_actions + 2) * 1.0 + 0.5) * 1000.0
-    u = rng.uniform(key[:, None], 23, tick[:, None], np.arange(n)[None, :], salt)  # [B, n]
-    return np.modf(u[..., None] * _IRRATIONAL[:n_actions])[0]
+        _IRRATIONAL = (np.sqrt(np.arange(2, n_actions + 2) * 1.0 + 0.5) * 1000.0).astype(np.float32)
+    u = rng.uniform(key[:, None], 23, tick[:, None], np.arange(n)[None, :], salt).astype(np.float32)  # [B, n]
+    x = u[..., None] * _IRRATIONAL[:n_actions]
+    return x - np.floor(x)
 
 
 def _inv_log(f):
