@@ -38,7 +38,7 @@ class ScriptedBot:
     # Target army mix by population share (levy, spear, axe, cavalry, ram).
     mix = np.array([0.0, 0.5, 0.3, 0.15, 0.05])
     attacks = True
-    attack_margin = 1.3  # attack only with this much more offence than the target's defence
+    attack_margin = 1.5  # attack only with this much more offence than the target's defence
     salt = 0
 
     def __init__(self, config: GameConfig):
