@@ -239,11 +239,19 @@ def test_viewer_loop_headless(replay):
 
     pygame.display.init()
     pygame.display.set_mode((800, 500))
-    for key in (pygame.K_SPACE, pygame.K_RIGHT, pygame.K_RIGHT, pygame.K_LEFT, pygame.K_UP, pygame.K_DOWN):
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
-    # run_viewer re-creates the window, which clears the queue: drive it by iterations instead
-    t = run_viewer(replay, size=(800, 500), start=5, max_iterations=5)
-    assert 0 <= t <= replay.n_frames - 1
+
+    def key(k):
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=k, mod=0, unicode="", scancode=0))
+
+    for k in (pygame.K_SPACE, pygame.K_RIGHT, pygame.K_RIGHT, pygame.K_RIGHT, pygame.K_LEFT, pygame.K_UP, pygame.K_DOWN):
+        key(k)
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=(400, 200), button=1))
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    t = run_viewer(replay, size=(800, 500), start=5, max_iterations=50)
+    assert t == 7  # paused at 5, three steps right, one left
+    # without events it plays and stops after max_iterations
+    t = run_viewer(replay, size=(640, 400), start=0, max_iterations=3)
+    assert 0 < t < replay.n_frames
 
 
 def test_renderer_clicks(replay):

@@ -152,6 +152,15 @@ class Renderer:
     def _aname(self, a) -> str:
         return self.replay.alliance_name(int(a))
 
+    def _who(self, p) -> str:
+        """How the ticker names a player: its alliance, but a player by name within the
+        focal alliance (so the focal agent's own moves are not mixed up with its allies')."""
+        r = self.replay
+        p = int(p)
+        if 0 <= p < r.n_players and int(r.player_alliance[p]) == self.focal_alliance:
+            return f"{r.player_name(p)} [{r.alliance_tag(self.focal_alliance)}]"
+        return self._aname(r.player_alliance[p]) if 0 <= p <= r.n_players else "?"
+
     def _ticker(self):
         """Event lines (frame, tick, text, colour) and timeline markers, from the event log."""
         r = self.replay
@@ -179,9 +188,10 @@ class Renderer:
         for i in range(len(bt.get("tick", ()))):
             aa, da = int(bt["attacker_alliance"][i]), int(bt["defender_alliance"][i])
             v, f, t = int(bt["village"][i]), int(bt["frame"][i]), int(bt["tick"][i])
+            att, dfd = self._who(bt["attacker"][i]), self._who(bt["defender"][i])
             won, destroyed = bool(bt["attacker_won"][i]), bool(bt["destroyed"][i])
             if destroyed:
-                text = f"{self._aname(aa)} razes {vname(v)} ({self._aname(da)})"
+                text = f"{att} razes {vname(v)} ({dfd})"
                 col = RAZE_C if fa in (aa, da) else (215, 160, 110)
                 lines.append((f, t, 1, text, col, fa in (aa, da)))
                 if da == fa:
@@ -192,7 +202,7 @@ class Renderer:
                     toasts.append((f, t, text, INTENDED_C))
             elif fa in (aa, da):
                 verb = "wins" if won else "loses"
-                text = f"{self._aname(aa)} {verb} a battle at {vname(v)} ({self._aname(da)})"
+                text = f"{att} {verb} a battle at {vname(v)} ({dfd})"
                 lost = (da == fa and won) or (aa == fa and not won)
                 lines.append((f, t, 2, text, (240, 150, 140) if lost else (170, 210, 190), False))
         la = ev.get("launch", {})
@@ -204,19 +214,20 @@ class Renderer:
             if fa not in (pa, ta):
                 continue
             v, f, t = int(la["dst"][i]), int(la["frame"][i]), int(la["tick"][i])
-            text = f"{self._aname(pa)} attacks {vname(v)} ({self._aname(ta)})"
+            tp = int(la["target_player"][i])
+            text = f"{self._who(p)} attacks {vname(v)} ({self._who(tp) if tp >= 0 else self._aname(ta)})"
             lines.append((f, t, 3, text, (215, 160, 145) if ta == fa else (150, 175, 215), False))
         for kind, verb in (("eliminated", "is eliminated"), ("left", "leaves the game")):
             e = ev.get(kind, {})
             for i in range(len(e.get("tick", ()))):
                 p, f, t = int(e["player"][i]), int(e["frame"][i]), int(e["tick"][i])
-                text = f"{r.player_name(p)} ({self._aname(r.player_alliance[p])}) {verb}"
+                text = f"{r.player_name(p)} [{r.alliance_tag(int(r.player_alliance[p]))}] {verb}"
                 lines.append((f, t, 0, text, (200, 200, 200) if p != self.focal else RAZE_C, True))
                 marks.append((f, (170, 170, 170), False, ""))
         fo = ev.get("found", {})
         for i in range(len(fo.get("tick", ()))):
             p, v, f, t = int(fo["player"][i]), int(fo["village"][i]), int(fo["frame"][i]), int(fo["tick"][i])
-            lines.append((f, t, 4, f"{r.player_name(p)} ({self._aname(r.player_alliance[p])}) founds {vname(v)}", (190, 200, 215), False))
+            lines.append((f, t, 4, f"{self._who(p)} founds {vname(v)}", (190, 200, 215), False))
         lines.sort(key=lambda x: (x[0], x[2]))
         self.lines = [(f, t, text, col, bold) for f, t, _, text, col, bold in lines]
         self.line_frames = np.array([x[0] for x in self.lines], np.int64)
@@ -410,7 +421,7 @@ class Renderer:
             f = float(np.clip((now - dep) / max(arr - dep, 1.0), 0.0, 1.0))
             p = p0 + (p1 - p0) * f
             n = int(r.army_troops[i, m].sum())
-            size = sc * float(np.clip(4.0 + 1.1 * math.sqrt(n), 5.0, 17.0))
+            size = sc * float(np.clip(5.0 + 1.5 * math.sqrt(n), 6.0, 22.0))
             d = p1 - p0
             L = math.hypot(d[0], d[1])
             ux, uy = (d[0] / L, d[1] / L) if L > 1e-6 else (1.0, 0.0)
@@ -456,7 +467,8 @@ class Renderer:
                 rad = base_r * (1.0 + 2.2 * q)
                 col = _mix(RAZE_C, MAP_BG, q)
                 core = _mix((255, 235, 150), MAP_BG, q)
-                pygame.gfxdraw.filled_circle(s, int(x), int(y), max(2, int(rad * 0.55)), core)
+                if q < 0.6:
+                    pygame.gfxdraw.filled_circle(s, int(x), int(y), max(2, int(rad * 0.55 * (1 - q))), core)
                 for j in range(10):
                     ang = j * math.pi / 5 + 0.3
                     r0, r1 = rad * 0.6, rad * (1.25 if j % 2 else 1.0)
