@@ -237,10 +237,12 @@ def normalise_meta(config: GameConfig, meta: dict | None) -> dict:
     out["scenario"] = str(meta.get("scenario", "unnamed"))
     out["alliance_names"] = _as_str_list(meta, "alliance_names", A, lambda i: f"Alliance {i}")
     out["alliance_tags"] = _as_str_list(meta, "alliance_tags", A, lambda i: _default_tag(out["alliance_names"][i], i))
+    out["alliance_tags"] = [t if t and t != "None" else _default_tag(n, i)
+                            for i, (t, n) in enumerate(zip(out["alliance_tags"], out["alliance_names"]))]
     colours = meta.get("alliance_colours")
     if colours is None:
         colours = [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(A)]
-    colours = [list(c) for c in colours]
+    colours = [list(c) if c is not None else list(DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)]) for i, c in enumerate(colours)]
     if len(colours) != A or any(len(c) != 3 or not all(0 <= int(x) <= 255 for x in c) for c in colours):
         raise ValueError(f"replay meta['alliance_colours'] needs {A} RGB triples of 0..255, got {colours!r}")
     out["alliance_colours"] = [[int(x) for x in c] for c in colours]
@@ -273,8 +275,8 @@ class ReplayRecorder:
 
     * ``scenario``: str [``"unnamed"``]
     * ``alliance_names``: list[str], one per alliance index (barbarians excluded) [``"Alliance i"``]
-    * ``alliance_tags``: list[str], short tags shown on banners [initials / first 3 letters]
-    * ``alliance_colours``: list of [r, g, b] 0..255 per alliance [a built-in palette]
+    * ``alliance_tags``: list[str], short tags shown on banners (empty: default) [initials / first 3 letters]
+    * ``alliance_colours``: list of [r, g, b] 0..255 per alliance (None entries: default) [a built-in palette]
     * ``player_names``: list[str], one per player seat [``"Player i"``]
     * ``village_names``: list[str], one per village site [``"Village i"``]
     * ``focal_player``: int, the seat whose view the panel shows [0]
