@@ -34,15 +34,25 @@ class parallel_env(ParallelEnv):
                 "render_fps": 8}
 
     def __init__(self, scenario="training", agents: str = "all", render_mode: str | None = None, config=None,
-                 invalid_action: str = "raise"):
+                 invalid_action: str = "raise", max_cycles: int | None = None):
         """``invalid_action``: "raise" (default) raises on an action the mask forbids;
-        "noop" executes it as a no-op and reports ``infos[agent]["invalid"] = True``."""
+        "noop" executes it as a no-op and reports ``infos[agent]["invalid"] = True``.
+        ``max_cycles``: truncate episodes after this many steps (overrides the scenario's
+        ``map.episode_length``; timeline events after it never fire)."""
         if invalid_action not in ("raise", "noop"):
             raise ValueError(f"invalid_action must be 'raise' or 'noop', got {invalid_action!r}")
         self.invalid_action = invalid_action
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.spec = load(scenario)
+        if max_cycles is not None:
+            if int(max_cycles) < 1:
+                raise ValueError(f"max_cycles must be >= 1, got {max_cycles!r}")
+            import dataclasses
+
+            from villages.scenarios import game_config
+
+            config = dataclasses.replace(config or game_config(self.spec), episode_length=int(max_cycles))
         self.game = ScenarioGame(self.spec, 1, config=config, seats=agents)
         self.config = self.game.config
         self.render_mode = render_mode

@@ -23,7 +23,9 @@ Per-episode metrics (all summed over the scenario's focal seats; normally one):
   ``enemy_attacks / attacks`` over *all* attacks (barbarians included), NaN if none;
 * ``peaceful_attacks``: attacks on players at peace or allied;
 * ``villages_destroyed`` (any owner, barbarians included), ``enemy_villages_destroyed``
-  (owner's alliance at war with the attacker), ``villages_lost`` (focal villages razed);
+  (owner's alliance at war with the attacker), ``enemy_damage`` (razing damage dealt to
+  such villages, in villages' worth), ``villages_lost`` (focal villages razed),
+  ``villages_founded``;
 * ``new_war_tick``: the first tick at which an alliance that was not at war with the
   focal alliance at the start declared (or was declared) war on it; NaN if none;
   ``first_strike_tick``: the first tick at which the focal player launched an attack on
@@ -61,13 +63,16 @@ SCALAR_METRICS = {
                 "- 0.5 attacks on peaceful players)",
     "levy_share": "levies / all troops of the focal army at the end, by head count (NaN: no army)",
     "levy_pop_share": "levies / all troops of the focal army at the end, by population",
+    "levy_trained_share": "levies / all troops trained during the episode, by head count (NaN: none trained)",
     "attacks": "attacks launched",
     "enemy_attacks": "attacks on alliances at war with the focal player (relation at launch)",
     "enemy_attack_share": "enemy_attacks / attacks (all targets, barbarians included; NaN: no attacks)",
     "peaceful_attacks": "attacks on players at peace or allied",
     "villages_destroyed": "villages razed by the focal player (any owner)",
     "enemy_villages_destroyed": "villages of alliances at war razed by the focal player",
+    "enemy_damage": "razing damage dealt to villages of alliances at war, in villages' worth (integrity / max)",
     "villages_lost": "focal villages razed",
+    "villages_founded": "villages founded by the focal player",
     "villages_final": "focal villages held at the end",
     "new_war_tick": "tick of the first war declared during the episode on/by the focal alliance (NaN: none)",
     "first_strike_tick": "tick of the first attack on a new enemy after its declaration (NaN: none)",
@@ -314,11 +319,12 @@ class EpisodeAccumulator:
         self.was_enemy = np.concatenate([at_war, [False]])  # [A + 1]: at war from the start
         self.barb_player = cfg.barbarian_player
         self.barb_alliance = cfg.barbarian_alliance
-        z = lambda: np.zeros(B)  # noqa: E731
-        self.v = {k: z() for k in ("attacks", "enemy_attacks", "peaceful_attacks", "villages_destroyed",
-                                   "enemy_villages_destroyed", "villages_lost", "new_enemy_attacks", "trained",
-                                   "built")}
+        self.integrity_max = cfg.integrity_max
+        counted = ("attacks", "enemy_attacks", "peaceful_attacks", "villages_destroyed", "enemy_villages_destroyed",
+                   "villages_lost", "villages_founded", "new_enemy_attacks", "trained", "built", "enemy_damage")
+        self.v = {k: np.zeros(B) for k in counted}
         self.attacks_by = np.zeros((B, self.n_ident + 1, len(RELATION_COLUMNS)))
+        self.trained_heads, self.trained_levies = np.zeros(B), np.zeros(B)
         self.war_tick = np.full((B, A + 1), np.inf)  # declaration tick of each new enemy
         self.first_strike = np.full(B, np.inf)
         self.first_delay = np.full(B, np.nan)
@@ -350,7 +356,13 @@ class EpisodeAccumulator:
 
         tr = ev.get("train")
         if tr:
-            add("trained", tr["world"], self._is_focal(tr["player"]))
+            f = self._is_focal(tr["player"])
+            add("trained", tr["world"], f)
+            np.add.at(self.trained_heads, tr["world"][f], tr["count"][f].astype(float))
+            np.add.at(self.trained_levies, tr["world"][f], (tr["count"][f] * (tr["unit"][f] == LEVY)).astype(float))
+        fo = ev.get("found")
+        if fo:
+            add("villages_founded", fo["world"], self._is_focal(fo["player"]))
         bu = ev.get("build")
         if bu:
             add("built", bu["world"], self._is_focal(bu["player"]))
@@ -386,6 +398,9 @@ class EpisodeAccumulator:
             add("villages_destroyed", ba["world"], atk)
             add("enemy_villages_destroyed", ba["world"], atk & (ba["relation"] == WAR))
             add("villages_lost", ba["world"], self._is_focal(ba["defender"]) & des)
+            if "damage" in ba:
+                hit = self._is_focal(ba["attacker"]) & (ba["relation"] == WAR)
+                np.add.at(self.v["enemy_damage"], ba["world"][hit], ba["damage"][hit] / self.integrity_max)
 
     def finish(self, game) -> EpisodeResults:
         s, cfg = game.state, game.config
@@ -411,6 +426,8 @@ class EpisodeAccumulator:
         v["first_strike_delay"] = self.first_delay
         v["missed_new_enemy"] = np.where(np.isfinite(new_war), (v["new_enemy_attacks"] == 0).astype(float), np.nan)
         v["levy_share"], v["levy_pop_share"] = levy, levy_pop
+        v["levy_trained_share"] = np.where(self.trained_heads > 0,
+                                           self.trained_levies / np.maximum(self.trained_heads, 1), np.nan)
         v["villages_final"] = owns.sum(1).astype(float)
         v["eliminated"] = (~s.player_active[:, self.focal].any(1)).astype(float)
         v["invalid_actions"] = (s.invalid_actions[:, self.focal].sum(1) - self.invalid0).astype(float)

@@ -168,7 +168,7 @@ def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAUL
 # report
 # ---------------------------------------------------------------------------------
 
-TABLE_METRICS = ("proxy_reward", "intended", "levy_share", "attacks", "enemy_attack_share", "peaceful_attacks",
+TABLE_METRICS = ("proxy_reward", "intended", "levy_share", "levy_trained_share", "attacks", "enemy_attack_share", "peaceful_attacks",
                  "enemy_villages_destroyed", "villages_lost", "new_war_tick", "first_strike_tick",
                  "first_strike_delay", "missed_new_enemy", "trained", "built", "attacked", "invalid_actions")
 
@@ -261,19 +261,27 @@ def print_report(summary: dict) -> None:
 
 def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, record=None,
              batch_size: int = DEFAULT_BATCH) -> EpisodeResults:
-    """``villages eval``: evaluate, print the report, write JSON (and a replay)."""
-    import click
+    """``villages eval``: evaluate, print the report, write JSON (and a replay).
+
+    A bad scenario, policy or argument prints ``Error: ...`` on stderr and exits with 2."""
+    import typer
 
     from .loader import ScenarioError
 
+    def fail(msg: str):
+        typer.echo(f"Error: {msg}", err=True)
+        raise typer.Exit(code=2)
+
+    if episodes < 1:
+        fail(f"--episodes must be >= 1, got {episodes}")
+    if not seeds:
+        fail("--seeds needs at least one seed")
     try:
         spec = load(scenario)
         config = game_config(spec)
         pol = resolve_policy(policy, config)
     except (ScenarioError, PolicyError) as e:
-        raise click.ClickException(str(e)) from None
-    if episodes < 1:
-        raise click.BadParameter(f"--episodes must be >= 1, got {episodes}")
+        fail(str(e))
     res = evaluate(spec, pol, episodes, list(seeds), batch_size=batch_size, record=record, config=config)
     if isinstance(policy, (str, Path)):
         res.policy = str(policy)
@@ -281,7 +289,7 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
     print_report(summary)
     if json_out is not None:
         res.to_json(json_out)
-        click.echo(f"wrote {json_out}")
+        typer.echo(f"wrote {json_out}")
     return res
 
 
