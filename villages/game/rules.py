@@ -327,7 +327,16 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     # Settlers found a village on a site that is still free.
     n_own = np.bincount((np.arange(B)[:, None] * (config.n_players + 1) + np.maximum(s.owner, 0)).ravel(),
                         weights=(s.owner >= 0).ravel(), minlength=B * (config.n_players + 1)).reshape(B, -1)
-    settle = (kind == ARMY_SETTLE) & (owner == NO_OWNER) & (n_own[b, p] < config.max_own_villages)
+    # A removed seat founds nothing, and settlers arriving together count against the village
+    # cap one by one (lowest slot first); settlers who cannot found disband (they carry no troops).
+    settle = (kind == ARMY_SETTLE) & (owner == NO_OWNER) & s.player_active[b, p]
+    if settle.any():
+        idx = np.nonzero(settle)[0]
+        idx = idx[np.lexsort((m[idx], p[idx], b[idx]))]
+        group = b[idx] * (config.n_players + 1) + p[idx]
+        first = np.r_[True, group[1:] != group[:-1]]
+        rank = np.arange(len(idx)) - np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
+        settle[idx] = n_own[b[idx], p[idx]] + rank < config.max_own_villages
     sb, sv, sm = b[settle], v[settle], m[settle]
     s.owner[sb, sv] = p[settle]
     s.buildings[sb, sv] = config.start_buildings
@@ -389,6 +398,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     s.resources[b, v] = avail - take
     rams = survivors[:, RAM]
     damage = np.where(won, config.damage_per_win + config.damage_per_ram * rams, 0.0)
+    damage = np.minimum(damage, s.integrity[b, v])  # what was really taken off the village
     s.integrity[b, v] = s.integrity[b, v] - damage
     s.buildings[b, v, WALL] = np.where(won & (rams > 0), np.maximum(wall - 1, 0), wall)
     destroyed = won & (s.integrity[b, v] <= 0)
@@ -404,7 +414,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     ev.add(
         "battle", world=b, tick=s.tick[b], army=m, attacker=p, defender=defender, village=v,
         attacker_alliance=s.player_alliance[b, p], defender_alliance=s.player_alliance[b, defender],
-        relation=rel, attacker_won=won, destroyed=destroyed, attack=A, defence=D,
+        relation=rel, attacker_won=won, destroyed=destroyed, damage=damage, attack=A, defence=D,
         sent=att, attacker_lost=att_lost, defender_troops=dfd, defender_lost=def_lost, loot=take,
     )
     _send_home(config, s, b, m)
