@@ -8,6 +8,8 @@ from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
+from villages.game.config import GameConfig
+
 from .spec import (
     EVENT_ACTIONS,
     OBJECTIVES,
@@ -23,6 +25,13 @@ from .spec import (
 )
 
 BUILTIN_DIR = "builtin"
+
+
+class _Text(str):
+    """A ``got`` that is a description, not a value: shown without quotes."""
+
+    def __repr__(self):
+        return str(self)
 
 
 class ScenarioError(ValueError):
@@ -48,13 +57,18 @@ class _Reader:
             self.fail(key, "a table", data)
         for k in data:
             if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"one of the known keys ({', '.join(sorted(allowed))})", "unknown key")
+                import difflib
+
+                close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(f"{key}.{k}" if key else k, f"one of the known keys ({', '.join(sorted(allowed))})",
+                          _Text(f"an unknown key{hint}"))
         for k in required:
             if k not in data:
                 self.fail(f"{key}.{k}" if key else k, "a value (this key is required)")
         return data
 
-    def get(self, data, key, path, kind, default=None, choices=None, minimum=None):
+    def get(self, data, key, path, kind, default=None, choices=None, minimum=None, maximum=None):
         if key not in data:
             return default
         v = data[key]
@@ -73,6 +87,8 @@ class _Reader:
             self.fail(full, f"one of {', '.join(map(str, choices))}", v)
         if minimum is not None and v < minimum:
             self.fail(full, f"a value >= {minimum}", v)
+        if maximum is not None and v > maximum:
+            self.fail(full, f"a value <= {maximum}", v)
         return float(v) if kind == "float" else v
 
 
@@ -94,8 +110,10 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         if colour is not None and (len(colour) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in colour)):
             r.fail(f"{path}.colour", "three integers in [0, 255]", colour)
         banner = r.get(d, "banner", path, "list")
-        if banner is not None and not all(isinstance(x, (int, float)) for x in banner):
-            r.fail(f"{path}.banner", "an array of numbers", banner)
+        dim = GameConfig.banner_dim
+        if banner is not None and (len(banner) != dim or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in banner)):
+            r.fail(f"{path}.banner", f"an array of {dim} numbers (the banner features)", banner)
         return Identity(r.get(d, "name", path, "str"), r.get(d, "tag", path, "str", ""),
                         tuple(colour) if colour else None, tuple(float(x) for x in banner) if banner else None)
 
@@ -122,7 +140,7 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         players.append(PlayerSpec(
             name=r.get(p, "name", path, "str"),
             alliance=alliance_ref(r.get(p, "alliance", path, "str"), f"{path}.alliance"),
-            villages=r.get(p, "villages", path, "int", 1, minimum=1),
+            villages=r.get(p, "villages", path, "int", 1, minimum=1, maximum=GameConfig.max_own_villages),
             policy=r.get(p, "policy", path, "str", "builder", choices=policies),
         ))
     if not players:
