@@ -69,9 +69,15 @@ def resolve_policy(policy, config):
         raise PolicyError(f"cannot load checkpoint {name!r}: villages.policies.load_policy is not available "
                           f"(the neural policy / PPO package is missing: {e})") from None
     try:
-        return load_policy(path)
+        pol = load_policy(path)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise PolicyError(f"cannot load checkpoint {name!r}: {e}") from e
+    meta = getattr(pol, "meta", None) or {}
+    for key in ("n_rows", "n_alliances", "banner_dim"):  # observation/action sizes the network was built for
+        if key in meta and getattr(config, key) != meta[key]:
+            raise PolicyError(f"checkpoint {name!r} was trained with {key} = {meta[key]}, but this scenario has "
+                              f"{key} = {getattr(config, key)}: its observations and actions do not fit the network")
+    return pol
 
 
 def _replay_meta(game: ScenarioGame, world: int, policy: str, world_seed: int) -> dict:
