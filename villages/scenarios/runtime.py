@@ -30,7 +30,7 @@ from villages.game import (
     step,
 )
 from villages.game.config import ALLY, PEACE, UNITS, WAR
-from villages.policies import make_policy
+from villages.policies import NoopPolicy, make_policy
 
 from .objectives import event_counts, head_count, intended_score, villages_reward
 from .spec import ScenarioSpec
@@ -138,9 +138,10 @@ class ScenarioGame:
         if not len(seats):
             return actions
         obs = mask = None
+        active = s.player_active[:, seats]  # removed seats' commands are ignored: do not compute them
         for k, pol in enumerate(self.policies):
-            use = self.seat_policy[:, seats] == k  # [B, n]
-            if not use.any():
+            use = (self.seat_policy[:, seats] == k) & active  # [B, n]
+            if not use.any() or isinstance(pol, NoopPolicy):
                 continue
             if obs is None:
                 obs = encode(self.bot_config, s, seats)
