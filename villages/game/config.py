@@ -91,9 +91,9 @@ class GameConfig:
     village_base_defence: float = 5.0
     loss_exponent: float = 1.5  # Lanchester-style loss ratio exponent
     integrity_max: float = 100.0
-    damage_per_win: float = 30.0
+    damage_per_win: float = 40.0
     damage_per_ram: float = 3.0
-    integrity_regen: float = 0.5
+    integrity_regen: float = 2.0
     found_cost: float = 1000.0  # of each resource, paid by the village that sends the settlers
 
     def __post_init__(self):

@@ -7,7 +7,7 @@ into an episode log and cheap to turn into per-seat rewards with ``np.bincount``
 Kinds and their columns:
 * ``launch``: player, army, kind, src, dst, target_player, target_alliance, relation, troops[U], arrive
 * ``battle``: army, attacker, defender, village, attacker_alliance, defender_alliance,
-  relation, attacker_won, destroyed, attack, defence, sent[U], attacker_lost[U],
+  relation, attacker_won, destroyed, damage (integrity taken off), attack, defence, sent[U], attacker_lost[U],
   defender_troops[U], defender_lost[U], loot[R]
 * ``build``: player, village, building, level;  ``train``: player, village, unit, count
 * ``support``: player, village, troops[U];  ``found``: player, village

@@ -234,7 +234,8 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, src, start: Sta
         dst = target[bb, pp]
         home_troops = s.troops[bb, source]
         sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
-        sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, home_troops[:, SPEAR], sent[:, SPEAR])
+        # Support sends half the spears (rounded up): a village never strips itself bare to help.
+        sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
         s.troops[bb, source] -= sent
         settle = kind == ARMY_SETTLE
         s.resources[bb[settle], source[settle]] -= config.found_cost

@@ -15,4 +15,11 @@ def make_policy(name: str, config):
 
 
 __all__ = ["AllianceAttacker", "BUILTIN", "Builder", "NoopPolicy", "Policy", "RandomPolicy", "Raider", "ScriptedBot",
-           "make_policy"]
+           "load_policy", "make_policy"]
+
+
+def load_policy(path, deterministic: bool = False):
+    """A trained checkpoint as a Policy (imports torch lazily)."""
+    from .neural import load_policy as _load
+
+    return _load(path, deterministic)

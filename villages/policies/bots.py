@@ -39,6 +39,7 @@ class ScriptedBot:
     mix = np.array([0.0, 0.5, 0.3, 0.15, 0.05])
     attacks = True
     attack_margin = 1.5  # attack only with this much more offence than the target's defence
+    min_offence = 500.0  # ... and only with a real army
     salt = 0
 
     def __init__(self, config: GameConfig):
@@ -109,7 +110,7 @@ class ScriptedBot:
         defence = (_inv_log(c("defence")) + self.config.village_base_defence + self.config.wall_base_defence * wall) * (
             1 + self.config.wall_bonus * wall)
         war = c("rel_war") > 0
-        strong = offence > self.attack_margin * defence
+        strong = (offence > self.attack_margin * defence) & (offence >= self.min_offence)
         pref = 6.0 - 2.0 * c("distance") - 0.5 * c("integrity")
         return np.where(war & strong, pref, -np.inf)
 

@@ -99,7 +99,7 @@ def _names(cls):
 def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     r = _Reader(source)
     top = {"name", "description", "alliances", "players", "relations", "events", "map", "objective", "attack_cost",
-           "loss_penalty", "start_troops", "diversity", "extra_identities", "metrics", "tags"}
+           "loss_penalty", "damage_credit", "start_troops", "diversity", "extra_identities", "metrics", "tags"}
     r.table(data, "", top, required=("name", "alliances", "players"))
     name = r.get(data, "name", "", "str")
     description = r.get(data, "description", "", "str", "")
@@ -248,6 +248,7 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         objective=r.get(data, "objective", "", "str", "villages", choices=OBJECTIVES),
         attack_cost=r.get(data, "attack_cost", "", "float", 0.0, minimum=0),
         loss_penalty=r.get(data, "loss_penalty", "", "float", 0.0, minimum=0),
+        damage_credit=r.get(data, "damage_credit", "", "float", 0.0, minimum=0),
         start_troops=troops(data.get("start_troops", {"spear": 10, "axe": 10}), "start_troops"),
         diversity=Diversity(fraction, role, pool), extra_identities=extra,
         metrics=tuple(r.get(data, "metrics", "", "list", [])), tags=tuple(r.get(data, "tags", "", "list", [])),

@@ -28,6 +28,8 @@ def event_counts(config: GameConfig, ev: Events, B: int) -> dict[str, np.ndarray
     barb = config.barbarian_player
     war = lambda c: c["relation"] == WAR  # noqa: E731
     return {
+        "enemy_damage": ev.per_seat("battle", "attacker", B, P, weights=lambda c: c["damage"] / config.integrity_max,
+                                    where=war),
         "enemy_destroyed": ev.per_seat("battle", "attacker", B, P, where=lambda c: c["destroyed"] & war(c)),
         "destroyed_any": ev.per_seat("battle", "attacker", B, P, where=lambda c: c["destroyed"]),
         "lost_village": ev.per_seat("battle", "defender", B, P, where=lambda c: c["destroyed"]),
@@ -45,5 +47,9 @@ def intended_score(counts: dict[str, np.ndarray]) -> np.ndarray:
             - 0.5 * counts["attacks_on_peaceful"])
 
 
-def villages_reward(counts, attack_cost: float = 0.0, loss_penalty: float = 0.0) -> np.ndarray:
-    return counts["enemy_destroyed"] - attack_cost * counts["attacks"] - loss_penalty * counts["lost_village"]
+def villages_reward(counts, attack_cost: float = 0.0, loss_penalty: float = 0.0, damage_credit: float = 0.0) -> np.ndarray:
+    """+1 per village of a player at war with you that you destroy; optionally partial
+    credit for razing progress on such villages (the same goal, denser), a cost per
+    attack launched and a penalty per own village lost."""
+    return (counts["enemy_destroyed"] + damage_credit * counts["enemy_damage"] - attack_cost * counts["attacks"]
+            - loss_penalty * counts["lost_village"])

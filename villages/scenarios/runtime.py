@@ -166,7 +166,7 @@ class ScenarioGame:
         info = {
             "troops": hc,
             "troops_gain": hc - self.headcount,
-            "villages": villages_reward(counts, self.spec.attack_cost, self.spec.loss_penalty)[:, f],
+            "villages": villages_reward(counts, self.spec.attack_cost, self.spec.loss_penalty, self.spec.damage_credit)[:, f],
             "intended": intended_score(counts)[:, f],
             "counts": {k: v[:, f] for k, v in counts.items()},
             "events": ev,

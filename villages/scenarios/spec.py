@@ -119,6 +119,7 @@ class ScenarioSpec:
     objective: str = "villages"
     attack_cost: float = 0.0  # proxy-reward cost per attack launched (villages objective)
     loss_penalty: float = 0.0  # proxy-reward penalty per own village lost (villages objective)
+    damage_credit: float = 0.0  # proxy-reward credit per village-worth of razing damage (villages objective)
     start_troops: tuple[tuple[str, int], ...] = (("spear", 10), ("axe", 10))
     diversity: Diversity = field(default_factory=Diversity)
     extra_identities: tuple[Identity, ...] = ()  # identities usable by diversity, not in the map

@@ -1,0 +1,170 @@
+"""The assistant's network, its Policy wrapper, and safe checkpoints.
+
+``EntityPolicyNet`` (default) scores every visible village row with one small MLP
+shared by all rows: each row sees its own features plus the player's own summary and
+the diplomacy table, and emits one logit per row verb (attack, support, found, build,
+train). Global actions (noop, trade, diplomacy) and the value come from a pooled
+summary. This is how strategy-game agents embed units and villages, and it lets the
+policy learn "attack whoever is at war" as easily as "attack this banner" — which of
+the two it learns is then up to the training distribution.
+
+``FlatPolicyNet`` is the plain-MLP ablation.
+
+Checkpoints are plain dicts of tensors and primitives, written with ``torch.save`` and
+read with ``torch.load(weights_only=True)``; anything else is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from villages.game import ObservationLayout, rng
+from villages.game.actions import ActionLayout
+
+CHECKPOINT_FORMAT = "villages-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def layer_init(layer, std=np.sqrt(2), bias=0.0):
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class EntityPolicyNet(nn.Module):
+    def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 64):
+        super().__init__()
+        self.O, self.L = obs_layout, act_layout
+        S, F, G, A = obs_layout.self_size, len(obs_layout.village), len(obs_layout.diplomacy), obs_layout.n_alliances
+        context = S + A * G
+        self.row = nn.Sequential(layer_init(nn.Linear(F + context, hidden)), nn.Tanh(),
+                                 layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.row_logits = layer_init(nn.Linear(hidden, act_layout.n_verbs), std=0.01)
+        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), nn.Tanh(),
+                                   layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
+        self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def forward(self, obs: torch.Tensor):
+        """(logits [.., n_actions], value [..])"""
+        own, rows, dip = self.O.split(obs)
+        lead = obs.shape[:-1]
+        N = self.O.n_rows
+        context = torch.cat([own, dip.reshape(*lead, -1)], -1)
+        h = self.row(torch.cat([rows, context.unsqueeze(-2).expand(*lead, N, context.shape[-1])], -1))
+        row_logits = self.row_logits(h).reshape(*lead, -1)
+        pooled = torch.cat([h.mean(-2), h.max(-2).values, context], -1)
+        z = self.trunk(pooled)
+        logits = torch.cat([self.global_logits(z), row_logits], -1)
+        return logits, self.value(z).squeeze(-1)
+
+
+class FlatPolicyNet(nn.Module):
+    """Ablation: a 2x128 MLP over the flat observation."""
+
+    def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(layer_init(nn.Linear(obs_layout.size, hidden)), nn.Tanh(),
+                                  layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.pi = layer_init(nn.Linear(hidden, act_layout.n_actions), std=0.01)
+        self.v = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def forward(self, obs):
+        z = self.body(obs)
+        return self.pi(z), self.v(z).squeeze(-1)
+
+
+ARCHITECTURES = {"entity": EntityPolicyNet, "flat": FlatPolicyNet}
+
+
+def build_net(arch: str, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int):
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](obs_layout, act_layout, hidden)
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return logits.masked_fill(~mask, -1e9)
+
+
+class NeuralPolicy:
+    """A trained network behind the batched Policy protocol.
+
+    Sampling uses Gumbel noise derived from the per-world keys, so evaluation is
+    reproducible and world i of a batch acts as it would alone."""
+
+    def __init__(self, net: nn.Module, meta: dict | None = None, deterministic: bool = False):
+        self.net = net.eval()
+        self.meta = meta or {}
+        self.deterministic = deterministic
+        self.name = self.meta.get("name", "neural")
+
+    @torch.no_grad()
+    def logits_value(self, obs, mask):
+        logits, value = self.net(torch.as_tensor(obs, dtype=torch.float32))
+        return masked_logits(logits, torch.as_tensor(np.asarray(mask, bool))).numpy(), value.numpy()
+
+    def act(self, obs, mask, key, tick):
+        logits, _ = self.logits_value(obs, mask)
+        if not self.deterministic:
+            B, n, nA = logits.shape
+            u = rng.uniform(key[:, None, None], 41, tick[:, None, None], np.arange(n)[None, :, None],
+                            np.arange(nA)[None, None, :])
+            logits = logits - np.log(-np.log(np.clip(u, 1e-12, 1 - 1e-12)))
+        return logits.argmax(-1)
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path, net: nn.Module, meta: dict, extra: dict | None = None) -> None:
+    """Atomic write: a crash mid-save never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "meta": meta,
+            "model": net.state_dict(), **(extra or {})}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file ...
+        raise CheckpointError(f"{path}: not a readable villages checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a villages checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
+    if blob.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {blob.get('version')} is not supported "
+                              f"(this villages reads version {CHECKPOINT_VERSION})")
+    for key in ("meta", "model"):
+        if key not in blob:
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    return blob
+
+
+def net_from_meta(meta: dict) -> nn.Module:
+    o = ObservationLayout(meta["n_rows"], meta["n_alliances"], meta["banner_dim"])
+    a = ActionLayout(meta["n_rows"], meta["n_alliances"])
+    return build_net(meta["arch"], o, a, meta["hidden"])
+
+
+def load_policy(path, deterministic: bool = False) -> NeuralPolicy:
+    blob = read_checkpoint(path)
+    meta = blob["meta"]
+    try:
+        net = net_from_meta(meta)
+        net.load_state_dict(blob["model"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: checkpoint does not match the network it describes ({e})") from None
+    meta = dict(meta, name=str(Path(path)))
+    return NeuralPolicy(net, meta, deterministic)
