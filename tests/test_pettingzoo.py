@@ -14,6 +14,14 @@ from villages.policies import make_policy
 
 FOCAL = dict(scenario="inner-misalignment", agents="focal")
 
+# PettingZoo's recommendations that this env departs from by design: dict observations with an
+# action mask, and agents named after the scenario's players.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Observation space for each agent probably should be"),
+    pytest.mark.filterwarnings("ignore:We recommend agents to be named"),
+    pytest.mark.filterwarnings("ignore:Observation is not a NumPy array"),
+]
+
 
 def test_parallel_api():
     parallel_api_test(villages.parallel_env(max_cycles=40), num_cycles=100)
