@@ -45,7 +45,7 @@ from conftest import make_small_world  # noqa: E402
 from villages.game import action_mask, init_state, sample_legal, step  # noqa: E402
 
 
-def bench_engine(B: int, min_seconds: float = 2.0, max_ticks: int | None = None) -> dict:
+def bench_engine(B: int, min_seconds: float = 2.0, max_ticks: int | None = None, clock=time.perf_counter) -> dict:
     """Run whole episodes (restarting with fresh seeds) until ``min_seconds`` of total time."""
     cfg, layout = make_small_world()
     P, T = cfg.n_players, cfg.episode_length
@@ -61,11 +61,11 @@ def bench_engine(B: int, min_seconds: float = 2.0, max_ticks: int | None = None)
         s = init_state(cfg, layout, np.arange(B) + episode * B)
         episode += 1
         for _ in range(T):
-            t0 = time.perf_counter()
+            t0 = clock()
             a = sample_legal(action_mask(cfg, s, seats), s.key, s.tick)
-            t1 = time.perf_counter()
+            t1 = clock()
             s, _ = step(cfg, s, a)
-            t2 = time.perf_counter()
+            t2 = clock()
             t_all += t2 - t0
             t_step += t2 - t1
             ticks += 1
@@ -113,17 +113,21 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per batch size")
     ap.add_argument("--quick", action="store_true", help="0.5 s per batch size")
     ap.add_argument("--profile", type=int, metavar="B", help="cProfile the hot loop at batch size B instead")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with this thread's CPU clock (steadier on a busy machine) instead of the wall clock")
     args = ap.parse_args(argv)
     if args.profile:
         profile(args.profile)
         return
     seconds = 0.5 if args.quick else args.seconds
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"engine throughput, one core (cpus {cpus}, numpy {np.__version__}), random legal actions")
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    print(f"engine throughput, one core (cpus {cpus}, numpy {np.__version__}), random legal actions, "
+          f"{'CPU' if args.cpu_time else 'wall'} time")
     print(f"{'batch':>6} {'ticks':>6} {'ms/tick':>9} {'mask+sample+step':>18} {'step only':>12}   (agent-steps/s)")
     rows = []
     for B in args.batch:
-        r = bench_engine(B, seconds)
+        r = bench_engine(B, seconds, clock=clock)
         rows.append(r)
         print(f"{r['B']:>6} {r['ticks']:>6} {r['tick_ms']:>9.3f} {r['all']:>18,.0f} {r['step']:>12,.0f}", flush=True)
     by_b = {r["B"]: r for r in rows}

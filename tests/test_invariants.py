@@ -263,3 +263,132 @@ def test_players_leave_ledger():
     really = leaving & s.player_active[:, :P]
     gone = ((s.army_troops * (s.army_active & np.take_along_axis(really, s.army_owner, 1))[..., None]).sum(1))
     assert np.array_equal(total_troops(s2), ev_before - gone)
+
+
+# --- the optimised hot path against straightforward reference implementations --------------
+
+
+def reference_sample_legal(mask, key, tick, salt=0):
+    from villages.game import rng
+
+    B, n, _ = mask.shape
+    u = rng.uniform(key[:, None], 11, tick[:, None], np.arange(n)[None, :], salt)
+    k = np.floor(u * mask.sum(-1)).astype(np.int64)
+    return (np.cumsum(mask, -1) > k[..., None]).argmax(-1)
+
+
+def reference_action_mask(cfg, state, players, diplomacy=True):
+    """The engine's first, plain version of ``action_mask`` (dense [B, n, V] and [B, V, K] arrays)."""
+    from villages.game.config import ALLY, BARRACKS, FARM, HQ, MARKET, NO_OWNER, PEACE, SPEAR, WAR
+
+    players = np.atleast_1d(np.asarray(players, dtype=np.int64))
+    L = action_layout(cfg)
+    B, n, N, A = state.batch_size, len(players), cfg.n_rows, cfg.n_alliances
+    bi = np.arange(B)
+
+    def g(x, idx):
+        return x[bi.reshape((B,) + (1,) * (idx.ndim - 1)), idx]
+
+    army_pop = np.zeros(state.owner.shape)
+    pop = (state.army_troops * cfg.unit_pop).sum(-1) * state.army_active
+    np.add.at(army_pop, (np.repeat(bi, cfg.max_armies), state.army_src.ravel()), pop.ravel())
+    pop_used = (state.troops * cfg.unit_pop).sum(-1) + army_pop
+    pop_cap = cfg.pop_cap(state.buildings[..., FARM])
+    owns = state.owner[:, None, :] == players[None, :, None]
+
+    def pick(score):
+        masked = np.where(owns, score[:, None, :], -np.inf)
+        best = masked.argmax(-1)
+        return best, np.take_along_axis(masked, best[..., None], -1)[..., 0]
+
+    off = (state.troops * (cfg.unit_attack * cfg.unit_offensive + cfg.unit_offensive)).sum(-1)
+    attack_src, off_value = pick(off.astype(float))
+    support_src, sp_value = pick(state.troops[..., SPEAR].astype(float))
+    main, _ = pick(state.resources.sum(-1))
+    n_own = owns.sum(-1)
+    level = state.buildings
+    cost = cfg.building_cost()[np.arange(cfg.n_buildings), np.minimum(level, cfg.building_max_level)]
+    res = state.resources[:, :, None, :]
+    can_build = ((res[..., 0] >= cost[..., 0]) & (res[..., 1] >= cost[..., 1]) & (level < cfg.building_max_level)
+                 & (state.owner >= 0)[..., None])
+    batch_cost = cfg.unit_cost * cfg.unit_batch[:, None]
+    can_train = ((res[..., 0] >= batch_cost[:, 0]) & (res[..., 1] >= batch_cost[:, 1])
+                 & ((pop_used + 0.0)[..., None] + cfg.unit_pop * cfg.unit_batch <= pop_cap[..., None])
+                 & (state.buildings[..., BARRACKS, None] >= cfg.unit_barracks_level) & (state.owner >= 0)[..., None])
+
+    mask = np.zeros((B, n, L.n_actions), dtype=bool)
+    mask[..., 0] = True
+    active = state.player_active[:, players]
+    free_slot = (~state.army_active).any(-1)[:, None]
+    my = state.player_alliance[:, players]
+    main_res = g(state.resources, main)
+    market = g(state.buildings[..., MARKET], main) > 0
+    mask[..., 1] = active & market & (main_res[..., 0] >= cfg.trade_amount)
+    mask[..., 2] = active & market & (main_res[..., 1] >= cfg.trade_amount)
+    if np.any(diplomacy):
+        other = state.alliance_order[:, None, :]
+        b3 = bi[:, None, None]
+        rel = state.relation[b3, my[..., None], other]
+        to_me = state.offer[b3, other, my[..., None]]
+        by_me = state.offer[b3, my[..., None], other]
+        ok = active[..., None] & (other != my[..., None]) & np.asarray(diplomacy, bool).reshape(-1)[None, :, None]
+        d = L.diplomacy
+        mask[..., d: d + A] = ok & (rel != WAR)
+        mask[..., d + A: d + 2 * A] = ok & (rel == WAR) & (by_me != PEACE + 1)
+        mask[..., d + 2 * A: d + 3 * A] = ok & (rel == PEACE) & (by_me != ALLY + 1)
+        mask[..., d + 3 * A: d + 4 * A] = ok & (to_me > 0)
+    rv = state.row_village[:, players]
+    row_owner = g(state.owner, rv)
+    row_alliance = np.where(row_owner >= 0, g(state.player_alliance, np.maximum(row_owner, 0)), -1)
+    rel = state.relation[bi[:, None, None], my[..., None], np.maximum(row_alliance, 0)]
+    mine = row_owner == players[None, :, None]
+    same = row_alliance == my[..., None]
+    occupied = row_owner >= 0
+    act = active[..., None] & free_slot[..., None]
+    rows = mask[..., L.row_base:].reshape(B, n, N, L.n_verbs)
+    rows[..., 0] = act & occupied & ~same & (off_value > 0)[..., None]
+    friendly = occupied & (row_owner != cfg.barbarian_player) & (same | (rel == ALLY))
+    rows[..., 1] = act & friendly & (sp_value > 0)[..., None] & (rv != support_src[..., None])
+    can_found = (main_res >= cfg.found_cost).all(-1) & (n_own < cfg.max_own_villages) & (n_own > 0)
+    rows[..., 2] = act & (row_owner == NO_OWNER) & can_found[..., None]
+    K = cfg.n_buildings
+    rows[..., 3: 3 + K] = (active[..., None] & mine)[..., None] & g(can_build, rv)
+    rows[..., 3 + K:] = (active[..., None] & mine)[..., None] & g(can_train, rv)
+    return mask
+
+
+@settings(max_examples=n_examples(10), **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), warm=st.integers(0, 80), mode=st.sampled_from(["legal", "biased", "mixed"]))
+def test_mask_and_sampler_match_reference(seed, warm, mode):
+    s, rng = _warm_state(seed, warm, B=8, mode=mode)
+    # Some hand-made variety: rich villages (trade, found), odd seat lists, diplomacy per seat.
+    s.resources[rng.random(s.resources.shape[:2]) < 0.2] = 1000.0
+    s.buildings[..., 6] = rng.integers(0, 3, size=s.buildings.shape[:2])
+    for players, dip in ((np.arange(P), True), (np.array([3, 0, 3]), np.array([True, False, True])),
+                         (np.arange(P), False)):
+        ref = reference_action_mask(CFG, s, players, dip)
+        got = action_mask(CFG, s, players, dip)
+        assert got.dtype == bool and got.shape == ref.shape
+        assert np.array_equal(got, ref)
+        for salt in (0, 5):
+            assert np.array_equal(sample_legal(got, s.key, s.tick, salt), reference_sample_legal(ref, s.key, s.tick, salt))
+
+
+def test_sample_legal_edge_cases():
+    rng = np.random.default_rng(0)
+    for n_actions in (1, 7, 8, 9, 64, 267, 300):
+        mask = rng.random((5, 4, n_actions)) < rng.choice([0.0, 0.01, 0.5, 1.0], size=(5, 4, 1))
+        key, tick = rng.integers(0, 2**63, 5, dtype=np.uint64), rng.integers(0, 100, 5)
+        got = sample_legal(mask, key, tick)
+        assert np.array_equal(got, reference_sample_legal(mask, key, tick))
+        assert (mask.sum(-1) == 0).any() or np.take_along_axis(mask, got[..., None], -1).all()
+
+
+def test_level_tables_match_the_config_formulas():
+    from villages.game.actions import tables
+
+    t = tables(CFG)
+    lv = np.arange(t.levels)
+    for table, formula in ((t.production, CFG.production), (t.storage, CFG.storage), (t.pop_cap, CFG.pop_cap)):
+        assert np.array_equal(table, formula(lv)) and np.array_equal(table, formula(lv.reshape(-1, 1)[:, 0]))
+        assert all(table[i] == formula(np.array([i]))[0] for i in lv)

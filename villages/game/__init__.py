@@ -12,15 +12,38 @@ from .state import Layout, State, concat, init_state
 
 
 def sample_legal(mask, key, tick, salt=0):
-    """Uniform legal action per seat from per-world keys: int[B, n] (vectorised)."""
+    """Uniform legal action per seat from per-world keys: int[B, n] (vectorised).
+
+    The k-th legal action (k = floor(u * count)) is found on the bit-packed mask: the
+    byte holding it by a cumulative popcount, then the bit inside that byte by a table."""
     import numpy as np
 
     B, n, _ = mask.shape
     u = rng.uniform(key[:, None], 11, tick[:, None], np.arange(n)[None, :], salt)
-    count = mask.sum(-1)
+    packed = np.packbits(mask, axis=-1, bitorder="little")  # [B, n, bytes]
+    per_byte = _POPCOUNT.take(packed)
+    cum = np.cumsum(per_byte, -1, dtype=np.int32)
+    count = cum[..., -1]
     k = np.floor(u * count).astype(np.int64)
-    csum = np.cumsum(mask, -1, dtype=np.int16)
-    return (csum > k[..., None]).argmax(-1)
+    byte = (cum > k[..., None]).argmax(-1)
+    at = byte[..., None]
+    k_in_byte = k - (np.take_along_axis(cum, at, -1) - np.take_along_axis(per_byte, at, -1))[..., 0]
+    bits = np.take_along_axis(packed, at, -1)[..., 0]
+    return 8 * byte + _SELECT_BIT[bits, np.minimum(k_in_byte, 7)]
+
+
+def _select_table():
+    import numpy as np
+
+    pop = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+    sel = np.zeros((256, 8), np.int64)  # position of the k-th set bit of a byte (0 if none)
+    for i in range(256):
+        ones = [j for j in range(8) if i >> j & 1]
+        sel[i, : len(ones)] = ones
+    return pop, sel
+
+
+_POPCOUNT, _SELECT_BIT = _select_table()
 
 
 __all__ = [

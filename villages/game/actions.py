@@ -15,6 +15,7 @@ Rows are the n_rows sites nearest a seat's home, so "attack row 3" means "attack
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -73,42 +74,151 @@ def layout_for(config: GameConfig) -> ActionLayout:
     return ActionLayout(config.n_rows, config.n_alliances)
 
 
+# --- static tables, cached per config ------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Tables:
+    """Per-config lookup tables for the hot path (the same values as the config's formulas)."""
+
+    production: np.ndarray  # [levels] per-tick production of a resource building
+    storage: np.ndarray  # [levels] by headquarters level
+    pop_cap: np.ndarray  # [levels] by farm level
+    build_cost: np.ndarray  # [R, K * levels]: cost of the next level, flat index k * levels + level
+    build_limit: np.ndarray  # build_cost, +inf from the maximum level on (an affordable level is a legal one)
+    levels: int
+    batch_cost: np.ndarray  # [U, R] one training batch
+    batch_pop: np.ndarray  # [U] population of one training batch
+    offence_weight: np.ndarray  # [U] score of the attack source (offensive units, weighted by attack)
+    integer_weights: bool  # unit_pop and offence_weight hold integers: weighted sums are exact in any order
+    mask_plan: "_MaskPlan"
+
+
+_TABLES: "weakref.WeakKeyDictionary[GameConfig, Tables]" = weakref.WeakKeyDictionary()
+
+
+def tables(config: GameConfig) -> Tables:
+    t = _TABLES.get(config)
+    if t is None:
+        levels = config.building_max_level + 2
+        # Evaluated on a strided view, like the state's building columns, so that any
+        # SIMD/scalar difference in ``**`` cannot make the table differ from the formula.
+        lv = np.zeros((levels, 2), np.int64)[:, 0]
+        lv[:] = np.arange(levels)
+        cost = config.building_cost()[:, np.minimum(np.arange(levels), config.building_max_level)]  # [K, L, R]
+        cost = np.ascontiguousarray(cost.transpose(2, 0, 1).reshape(config.n_resources, -1))
+        limit = cost.copy().reshape(config.n_resources, config.n_buildings, levels)
+        limit[:, :, config.building_max_level :] = np.inf
+        offence = config.unit_attack * config.unit_offensive + config.unit_offensive
+        t = Tables(
+            production=config.production(lv),
+            storage=config.storage(lv),
+            pop_cap=config.pop_cap(lv),
+            build_cost=cost,
+            build_limit=limit.reshape(config.n_resources, -1),
+            levels=levels,
+            batch_cost=config.unit_cost * config.unit_batch[:, None],
+            batch_pop=config.unit_pop * config.unit_batch,
+            offence_weight=offence,
+            integer_weights=bool(np.all(np.mod(config.unit_pop, 1) == 0) and np.all(np.mod(offence, 1) == 0)),
+            mask_plan=_MaskPlan.build(config),
+        )
+        _TABLES[config] = t
+    return t
+
+
+def by_level(table: np.ndarray, level: np.ndarray, formula) -> np.ndarray:
+    """table[level], or the formula itself for levels outside the table."""
+    level = np.asarray(level)
+    if level.size and (level.min() < 0 or level.max() >= len(table)):
+        return formula(level)
+    return table.take(level)
+
+
+def weighted_units(t: Tables, troops: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(troops * weight).sum(-1) for int troops [..., U]: a matrix product when the weights are
+    integers (every partial sum is an exact integer, so the order of summation cannot matter)."""
+    if t.integer_weights and troops.dtype.kind in "iu":
+        return troops @ weight
+    return sum_last(troops * weight)
+
+
+def sum_last(x: np.ndarray) -> np.ndarray:
+    """x.sum(-1), bit for bit, without numpy's slow reduction over a short last axis.
+
+    (numpy adds fewer than 8 elements strictly left to right, starting from the first.)"""
+    n = x.shape[-1]
+    if n >= 8 or n == 0:
+        return x.sum(-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out += x[..., i]
+    return out
+
+
 # --- village-level quantities shared by the mask and the rules ----------------------
 
 
 def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
     """Population away from home, charged to each army's source village: [B, V]."""
     B, V = state.owner.shape
-    pop = (state.army_troops * config.unit_pop).sum(-1) * state.army_active
-    flat = (np.arange(B)[:, None] * V + state.army_src).ravel()
-    return np.bincount(flat, weights=pop.ravel(), minlength=B * V).reshape(B, V)
+    b, m = np.nonzero(state.army_active)
+    pop = weighted_units(tables(config), state.army_troops[b, m], config.unit_pop)
+    return np.bincount(b * V + state.army_src[b, m], weights=pop, minlength=B * V).reshape(B, V)
 
 
 def village_economy(config: GameConfig, state: State):
     """(pop_used [B,V], pop_cap [B,V], storage [B,V])."""
-    pop_used = (state.troops * config.unit_pop).sum(-1) + army_pop_by_village(config, state)
-    pop_cap = config.pop_cap(state.buildings[..., FARM])
-    storage = config.storage(state.buildings[..., HQ])
+    t = tables(config)
+    pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
+    pop_cap = by_level(t.pop_cap, state.buildings[..., FARM], config.pop_cap)
+    storage = by_level(t.storage, state.buildings[..., HQ], config.storage)
     return pop_used, pop_cap, storage
+
+
+def _can_build_at(config: GameConfig, resources, owner, building, level) -> np.ndarray:
+    """Elementwise: raising ``building`` from ``level`` is affordable with ``resources`` [..., R] and allowed."""
+    t = tables(config)
+    level = np.asarray(level)
+    if level.size and level.min() >= 0 and level.max() < t.levels:
+        flat = np.asarray(building) * t.levels + level
+        ok = resources[..., 0] >= t.build_limit[0].take(flat)  # +inf cost at the maximum level
+        for r in range(1, config.n_resources):
+            ok &= resources[..., r] >= t.build_limit[r].take(flat)
+        return ok & (owner >= 0)
+    flat = np.asarray(building) * t.levels + np.minimum(level, config.building_max_level)
+    ok = (level < config.building_max_level) & (owner >= 0)
+    for r in range(config.n_resources):
+        ok &= resources[..., r] >= t.build_cost[r].take(flat)
+    return ok
 
 
 def can_build(config: GameConfig, state: State) -> np.ndarray:
     """bool[B, V, K]: the next level of each building is affordable and allowed."""
-    level = state.buildings
-    cost = config.building_cost()[np.arange(config.n_buildings), np.minimum(level, config.building_max_level)]
-    res = state.resources[:, :, None, :]
-    ok = (res[..., 0] >= cost[..., 0]) & (res[..., 1] >= cost[..., 1]) & (level < config.building_max_level)
-    return ok & (state.owner >= 0)[..., None]
+    K = config.n_buildings
+    return _can_build_at(config, state.resources[:, :, None, :], state.owner[..., None], np.arange(K), state.buildings)
+
+
+def _can_train_at(config: GameConfig, resources, owner, barracks, pop_used, pop_cap, unit) -> np.ndarray:
+    """Elementwise: one batch of ``unit`` is affordable, fits the farm and the barracks."""
+    t = tables(config)
+    ok = barracks >= config.unit_barracks_level[unit]
+    for r in range(config.n_resources):
+        ok &= resources[..., r] >= t.batch_cost[unit, r]
+    if t.integer_weights and np.all(np.mod(t.batch_pop, 1) == 0):
+        # Integer-valued floats: pop_used + batch <= cap  <=>  cap - pop_used >= batch, exactly.
+        ok &= (pop_cap - pop_used) >= t.batch_pop[unit]
+    else:
+        ok &= (pop_used + 0.0) + t.batch_pop[unit] <= pop_cap
+    return ok & (owner >= 0)
 
 
 def can_train(config: GameConfig, state: State, pop_used, pop_cap) -> np.ndarray:
     """bool[B, V, U]: one batch of each unit is affordable, fits the farm and the barracks."""
-    batch_cost = config.unit_cost * config.unit_batch[:, None]  # [U, R]
-    res = state.resources[:, :, None, :]
-    afford = (res[..., 0] >= batch_cost[:, 0]) & (res[..., 1] >= batch_cost[:, 1])
-    room = (pop_used + 0.0)[..., None] + config.unit_pop * config.unit_batch <= pop_cap[..., None]
-    barracks = state.buildings[..., BARRACKS, None] >= config.unit_barracks_level
-    return afford & room & barracks & (state.owner >= 0)[..., None]
+    U = config.n_units
+    return _can_train_at(config, state.resources[:, :, None, :], state.owner[..., None],
+                         state.buildings[..., BARRACKS, None], np.asarray(pop_used)[..., None],
+                         np.asarray(pop_cap)[..., None], np.arange(U))
 
 
 def player_villages(config: GameConfig, state: State, players: np.ndarray) -> np.ndarray:
@@ -124,6 +234,19 @@ def pick_village(score: np.ndarray, owns: np.ndarray) -> tuple[np.ndarray, np.nd
     return best, value
 
 
+def _pick_by_owner(score: np.ndarray, group: np.ndarray, site: np.ndarray, n_groups: int):
+    """Per owner group (``group`` [B*V] = world * groups + owner slot): the first site with the
+    highest score, and that score. The same as ``pick_village`` (argmax, lowest site on ties;
+    site 0 and -inf for a group without sites) in O(B*V) instead of O(B*n*V)."""
+    V = score.shape[1]
+    flat = score.ravel()
+    best_value = np.full(n_groups, -np.inf)
+    np.maximum.at(best_value, group, flat)
+    best = np.full(n_groups, V)
+    np.minimum.at(best, group, np.where(flat == best_value[group], site, V))
+    return np.where(best == V, 0, best), best_value
+
+
 @dataclass
 class Sources:
     """Per seat: where its attacks, supports, trades and settlers leave from."""
@@ -137,12 +260,19 @@ class Sources:
 
 
 def sources(config: GameConfig, state: State, players: np.ndarray) -> Sources:
-    owns = player_villages(config, state, players)
-    off = (state.troops * (config.unit_attack * config.unit_offensive + config.unit_offensive)).sum(-1)
-    attack, off_value = pick_village(off.astype(float), owns)
-    support, sp_value = pick_village(state.troops[..., SPEAR].astype(float), owns)
-    main, _ = pick_village(state.resources.sum(-1), owns)
-    return Sources(attack, off_value > 0, support, sp_value > 0, main, owns.sum(-1))
+    players = np.atleast_1d(np.asarray(players, dtype=np.int64))
+    B, V = state.owner.shape
+    G = config.n_players + 2  # owner slots per world: free sites, seats, barbarians
+    group = (np.arange(B)[:, None] * G + (state.owner + 1)).ravel()
+    site = np.broadcast_to(np.arange(V), (B, V)).ravel()
+    t = tables(config)
+    col = np.arange(B)[:, None] * G + players[None, :] + 1  # [B, n]
+    off = weighted_units(t, state.troops, t.offence_weight).astype(float)
+    attack, off_value = _pick_by_owner(off, group, site, B * G)  # the strongest offensive army
+    support, sp_value = _pick_by_owner(state.troops[..., SPEAR].astype(float), group, site, B * G)  # most spears
+    main, _ = _pick_by_owner(sum_last(state.resources), group, site, B * G)  # the richest
+    n_own = np.bincount(group, minlength=B * G)
+    return Sources(attack[col], off_value[col] > 0, support[col], sp_value[col] > 0, main[col], n_own[col])
 
 
 def gather_v(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -152,58 +282,124 @@ def gather_v(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return x[b, idx]
 
 
+# --- the mask, assembled from bit codes -------------------------------------------------
+
+
+def _code(flags: np.ndarray) -> np.ndarray:
+    """Integer code (bit i = flags[..., i]) of a bool array's last axis, as an exact float:
+    float32 up to 24 flags, float64 up to 53."""
+    n = flags.shape[-1]
+    if n <= 24:
+        return flags.astype(np.float32) @ (2.0 ** np.arange(n, dtype=np.float32))
+    if n <= 53:
+        return flags.astype(np.float64) @ (2.0 ** np.arange(n))
+    raise ValueError(f"cannot code {n} flags exactly")
+
+
+@dataclass(frozen=True, eq=False)
+class _MaskPlan:
+    """Where each code goes in the packed mask.
+
+    The mask is a bit string of n_actions bits (action i = bit i), kept as 32-bit words.
+    Its fields are: noop + the two trades (3 bits at 0), the four diplomacy verbs (4A bits
+    at 3), and one code of n_verbs bits per village row. A field starting at bit o is
+    added as code * 2**(o % 32) to word o // 32; the part above 32 bits carries into the
+    next word. Codes never overlap and every product stays below 2**53, so one float64
+    matrix product places all fields exactly."""
+
+    n_actions: int
+    n_words: int
+    place: np.ndarray  # float64 [fields, words]
+
+    @staticmethod
+    def build(config: GameConfig) -> "_MaskPlan":
+        L = layout_for(config)
+        fields = [(0, 3), (L.diplomacy, len(DIPLOMACY_VERBS) * L.n_alliances)]
+        fields += [(L.row_base + j * L.n_verbs, L.n_verbs) for j in range(L.n_rows)]
+        n_words = -(-L.n_actions // 32) + 1
+        place = np.zeros((len(fields), n_words))
+        for f, (start, width) in enumerate(fields):
+            if width + start % 32 > 53:
+                raise ValueError(f"mask field of {width} bits at {start} does not fit the float64 placement")
+            place[f, start // 32] = 2.0 ** (start % 32)
+        return _MaskPlan(L.n_actions, n_words, place)
+
+    def assemble(self, codes: np.ndarray) -> np.ndarray:
+        """codes: float [B, n, fields] (exact integers) -> bool [B, n, n_actions]."""
+        lead = codes.shape[:-1]
+        value = (codes.reshape(-1, codes.shape[-1]) @ self.place).astype(np.uint64)
+        words = (value & np.uint64(0xFFFFFFFF)).astype("<u4")
+        words[:, 1:] |= (value[:, :-1] >> np.uint64(32)).astype("<u4")
+        packed = words.view(np.uint8).reshape(lead + (4 * self.n_words,))
+        return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
+
+
 def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np.ndarray:
     """bool[B, n, n_actions] legal actions of the listed seats (inactive seats: noop only)."""
     players = np.atleast_1d(np.asarray(players, dtype=np.int64))
-    L = layout_for(config)
     B, n, N, A = state.batch_size, len(players), config.n_rows, config.n_alliances
-    mask = np.zeros((B, n, L.n_actions), dtype=bool)
-    mask[..., L.noop] = True
+    V = state.owner.shape[1]
+    t = tables(config)
+    b2 = np.arange(B)[:, None]
+    codes = np.empty((B, n, 2 + N), np.float64)  # head, diplomacy, one per row
+
     active = state.player_active[:, players]  # [B, n]
     pop_used, pop_cap, _ = village_economy(config, state)
     src = sources(config, state, players)
     free_slot = (~state.army_active).any(-1)[:, None]  # [B, 1]
     my_alliance = state.player_alliance[:, players]  # [B, n]
 
-    # Trade at the richest village, which needs a marketplace.
-    main_res = gather_v(state.resources, src.main)  # [B, n, R]
-    market = gather_v(state.buildings[..., MARKET], src.main) > 0
-    mask[..., L.trade] = active & market & (main_res[..., 0] >= config.trade_amount)
-    mask[..., L.trade + 1] = active & market & (main_res[..., 1] >= config.trade_amount)
+    # noop, and trade at the richest village, which needs a marketplace.
+    main_res = state.resources[b2, src.main]  # [B, n, R]
+    trade = active & (state.buildings[b2, src.main, MARKET] > 0)
+    codes[..., 0] = 1.0 + 2.0 * (trade & (main_res[..., 0] >= config.trade_amount)) \
+        + 4.0 * (trade & (main_res[..., 1] >= config.trade_amount))
 
-    # Diplomacy on table rows (alliance_order maps a row to an alliance).
+    # Diplomacy on table rows (alliance_order maps a row to an alliance), computed once per
+    # alliance [B, A+1, verb, row] and handed to its active seats.
     if np.any(diplomacy):
+        A1 = A + 1
         other = state.alliance_order[:, None, :]  # [B, 1, A]
-        b = np.arange(B)[:, None, None]
-        rel = state.relation[b, my_alliance[..., None], other]  # [B, n, A]
-        offered_to_me = state.offer[b, other, my_alliance[..., None]]
-        offered_by_me = state.offer[b, my_alliance[..., None], other]
-        not_me = other != my_alliance[..., None]
-        ok = active[..., None] & not_me & np.asarray(diplomacy, dtype=bool).reshape(-1, 1)[None, ..., 0, None]
-        d = L.diplomacy
-        mask[..., d : d + A] = ok & (rel != WAR)
-        mask[..., d + A : d + 2 * A] = ok & (rel == WAR) & (offered_by_me != PEACE + 1)
-        mask[..., d + 2 * A : d + 3 * A] = ok & (rel == PEACE) & (offered_by_me != ALLY + 1)
-        mask[..., d + 3 * A : d + 4 * A] = ok & (offered_to_me > 0)
+        mine_a = np.arange(A1)[None, :, None]
+        world = (np.arange(B) * A1 * A1)[:, None, None]
+        rel = state.relation.reshape(-1).take(world + mine_a * A1 + other)  # [B, A+1 (mine), A (row)]
+        offered_by_me = state.offer.reshape(-1).take(world + mine_a * A1 + other)
+        offered_to_me = state.offer.reshape(-1).take(world + other * A1 + mine_a)
+        not_me = other != mine_a
+        verbs = np.stack([
+            rel != WAR,
+            (rel == WAR) & (offered_by_me != PEACE + 1),
+            (rel == PEACE) & (offered_by_me != ALLY + 1),
+            offered_to_me > 0,
+        ], 2) & not_me[:, :, None, :]  # [B, A+1, 4, A]
+        by_alliance = _code(verbs.reshape(B, A + 1, -1))  # [B, A+1]
+        ok = active & np.asarray(diplomacy, dtype=bool).reshape(-1)[None, :]
+        codes[..., 1] = np.where(ok, by_alliance.reshape(-1).take(b2 * A1 + my_alliance), 0)
+    else:
+        codes[..., 1] = 0.0
 
-    # Row verbs.
+    # Row verbs: per-site quantities first, then one code of n_verbs bits per (seat, row).
+    owner = state.owner
+    site_alliance = np.where(owner >= 0, np.take_along_axis(state.player_alliance, np.maximum(owner, 0), 1), -1)
+    site_verbs = _code(can_build(config, state)) + _code(can_train(config, state, pop_used, pop_cap)) * np.float32(
+        2 ** config.n_buildings)
     rv = state.row_village[:, players]  # [B, n, N]
-    row_owner = gather_v(state.owner, rv)
-    row_alliance = np.where(row_owner >= 0, gather_v(state.player_alliance, np.maximum(row_owner, 0)), -1)
-    rel = state.relation[np.arange(B)[:, None, None], my_alliance[..., None], np.maximum(row_alliance, 0)]
+    frv = rv + (np.arange(B) * V)[:, None, None]
+    row_owner = owner.reshape(-1).take(frv)
+    row_alliance = site_alliance.reshape(-1).take(frv)
+    A1 = A + 1
+    rel = state.relation.reshape(-1).take((b2[..., None] * A1 + my_alliance[..., None]) * A1 + np.maximum(row_alliance, 0))
     mine = row_owner == players[None, :, None]
     same_alliance = row_alliance == my_alliance[..., None]
     occupied = row_owner >= 0
-    act = active[..., None] & free_slot[..., None]
-    rows = mask[..., L.row_base :].reshape(B, n, N, L.n_verbs)
-    rows[..., 0] = act & occupied & ~same_alliance & src.has_offense[..., None]
+    act = (active & free_slot)[..., None]
+    attack = act & occupied & ~same_alliance & src.has_offense[..., None]
     friendly = occupied & (row_owner != config.barbarian_player) & (same_alliance | (rel == ALLY))
-    rows[..., 1] = act & friendly & src.has_spears[..., None] & (rv != src.support[..., None])
-    main_afford = (gather_v(state.resources, src.main) >= config.found_cost).all(-1)
+    support = act & friendly & src.has_spears[..., None] & (rv != src.support[..., None])
+    main_afford = (main_res >= config.found_cost).all(-1)
     can_found = main_afford & (src.n_own < config.max_own_villages) & (src.n_own > 0)
-    rows[..., 2] = act & (row_owner == NO_OWNER) & can_found[..., None]
-    K = config.n_buildings
-    rows[..., 3 : 3 + K] = (active[..., None] & mine)[..., None] & gather_v(can_build(config, state), rv)
-    trainable = can_train(config, state, pop_used, pop_cap)
-    rows[..., 3 + K :] = (active[..., None] & mine)[..., None] & gather_v(trainable, rv)
-    return mask
+    found = act & (row_owner == NO_OWNER) & can_found[..., None]
+    fixed = attack.view(np.uint8) | (support.view(np.uint8) << 1) | (found.view(np.uint8) << 2)
+    own = np.where(active[..., None] & mine, site_verbs.take(frv), np.float32(0))
+    codes[..., 2:] = own * np.float32(8) + fixed
+    return t.mask_plan.assemble(codes)

@@ -23,12 +23,14 @@ import numpy as np
 from . import rng as rngmod
 from .actions import (
     DIPLOMACY_VERBS,
-    can_build,
-    can_train,
-    gather_v,
+    _can_build_at,
+    _can_train_at,
+    army_pop_by_village,
+    by_level,
     layout_for,
     sources,
-    village_economy,
+    tables,
+    weighted_units,
 )
 from .config import (
     ALLY,
@@ -36,6 +38,9 @@ from .config import (
     ARMY_RETURN,
     ARMY_SETTLE,
     ARMY_SUPPORT,
+    BARRACKS,
+    FARM,
+    HQ,
     MARKET,
     NO_OWNER,
     PEACE,
@@ -93,9 +98,11 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
 def _produce(config: GameConfig, s: State) -> None:
     from .config import MINE, TIMBER
 
+    t = tables(config)
     owned = (s.owner >= 0) & (s.owner != config.barbarian_player)
-    prod = np.stack([config.production(s.buildings[..., TIMBER]), config.production(s.buildings[..., MINE])], -1)
-    storage = config.storage(s.buildings[..., 0])[..., None]
+    prod = np.stack([by_level(t.production, s.buildings[..., TIMBER], config.production),
+                     by_level(t.production, s.buildings[..., MINE], config.production)], -1)
+    storage = by_level(t.storage, s.buildings[..., 0], config.storage)[..., None]
     s.resources = np.where(owned[..., None], np.minimum(storage, s.resources + prod), s.resources)
 
 
@@ -105,154 +112,167 @@ def _produce(config: GameConfig, s: State) -> None:
 def _commands(config: GameConfig, s: State, actions: np.ndarray, src, start: State, ev: Events) -> None:
     """Execute one command per seat. Legality is judged on ``start``, the state at the start
     of the tick (what ``action_mask`` saw), so that the rules execute exactly the masked-legal
-    commands; the effects apply to ``s`` (after production, so resources only grew)."""
+    commands; the effects apply to ``s`` (after production, so resources only grew).
+
+    Work is done on the compact list of seats that issued each kind of command, in (world,
+    seat) order, which is also the order of the events."""
     L = layout_for(config)
     B, V = s.owner.shape
     P, N, A, K = config.n_players, config.n_rows, config.n_alliances, config.n_buildings
-    players = np.arange(P)
-    bidx = np.arange(B)[:, None] * np.ones((1, P), np.int64)
+    t = tables(config)
     active = s.player_active[:, :P]
     in_range = (actions >= 0) & (actions < L.n_actions)
-    a = np.where(in_range, actions, 0)
     invalid = ~in_range
-
-    my_alliance = s.player_alliance[:, :P]
-    pop_used, pop_cap, storage = village_economy(config, s)
-
-    # Decode row verbs.
-    is_row = a >= L.row_base
-    row = np.where(is_row, (a - L.row_base) // L.n_verbs, 0)
-    verb = np.where(is_row, (a - L.row_base) % L.n_verbs, -1)
-    target = np.take_along_axis(s.row_village[:, :P], row[..., None], -1)[..., 0]  # [B, P]
-    t_owner = s.owner[bidx, target]
-    t_alliance = np.where(t_owner >= 0, s.player_alliance[bidx, np.maximum(t_owner, 0)], -1)
-    rel_t = s.relation[bidx, my_alliance, np.maximum(t_alliance, 0)]
-    mine = t_owner == players[None]
-    acting = active & ~invalid & (a != L.noop)
+    cb, cp = np.nonzero(active & in_range & (actions != L.noop))  # acting seats
+    ca = actions[cb, cp]
+    failed = []  # (worlds, seats) of commands that turned out illegal
 
     # Trade -----------------------------------------------------------------------
-    is_trade = (a == L.trade) | (a == L.trade + 1)
-    give = np.where(a == L.trade + 1, 1, 0)
-    main = src.main
-    market = s.buildings[bidx, main, MARKET]
-    have = start.resources[bidx, main, give]
-    ok = acting & is_trade & (market > 0) & (have >= config.trade_amount)
-    invalid |= acting & is_trade & ~ok
-    rate = config.trade_rate_base + 0.05 * market
-    bb, pp = np.nonzero(ok)
-    if len(bb):
-        v = main[bb, pp]
-        g = give[bb, pp]
+    sel = np.nonzero((ca == L.trade) | (ca == L.trade + 1))[0]
+    if len(sel):
+        bb, pp = cb[sel], cp[sel]
+        v = src.main[bb, pp]
+        g = (ca[sel] == L.trade + 1).astype(np.int64)
+        market = s.buildings[bb, v, MARKET]
+        ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
+        failed.append((bb[~ok], pp[~ok]))
+        bb, pp, v, g, market = bb[ok], pp[ok], v[ok], g[ok], market[ok]
+        rate = config.trade_rate_base + 0.05 * market
         s.resources[bb, v, g] -= config.trade_amount
-        s.resources[bb, v, 1 - g] = np.minimum(storage[bb, v], s.resources[bb, v, 1 - g] + config.trade_amount * rate[bb, pp])
+        storage = by_level(t.storage, s.buildings[bb, v, HQ], config.storage)
+        s.resources[bb, v, 1 - g] = np.minimum(storage, s.resources[bb, v, 1 - g] + config.trade_amount * rate)
 
     # Diplomacy -------------------------------------------------------------------
-    is_dip = (a >= L.diplomacy) & (a < L.row_base)
-    dverb = np.where(is_dip, (a - L.diplomacy) // A, -1)
-    drow = np.where(is_dip, (a - L.diplomacy) % A, 0)
-    other = np.take_along_axis(s.alliance_order, drow, 1)  # [B, P]
-    rel_o = s.relation[bidx, my_alliance, other]
-    offer_to_me = s.offer[bidx, other, my_alliance]
-    offer_by_me = s.offer[bidx, my_alliance, other]
-    differs = other != my_alliance
-    dip_ok = acting & is_dip & differs & np.select(
-        [dverb == 0, dverb == 1, dverb == 2, dverb == 3],
-        [rel_o != WAR, (rel_o == WAR) & (offer_by_me != PEACE + 1), (rel_o == PEACE) & (offer_by_me != ALLY + 1), offer_to_me > 0],
-        False,
-    )
-    invalid |= acting & is_dip & ~dip_ok
-    for code, name in enumerate(DIPLOMACY_VERBS):
-        bb, pp = np.nonzero(dip_ok & (dverb == code))
-        if not len(bb):
-            continue
-        x, y = my_alliance[bb, pp], other[bb, pp]
-        if name == "declare_war":
-            first = _first_per_pair(bb, x, y, A)
-            _set_relation(s, bb[first], x[first], y[first], WAR, pp[first], ev)
-        elif name == "offer_peace":
-            s.offer[bb, x, y] = PEACE + 1
-        elif name == "offer_alliance":
-            s.offer[bb, x, y] = ALLY + 1
-        else:  # accept: a concurrent change this tick may have cleared the offer already
-            offered = s.offer[bb, y, x]
-            keep = np.nonzero(offered > 0)[0]
-            keep = keep[_first_per_pair(bb[keep], x[keep], y[keep], A)]
-            _set_relation(s, bb[keep], x[keep], y[keep], offered[keep] - 1, pp[keep], ev)
+    sel = np.nonzero((ca >= L.diplomacy) & (ca < L.row_base))[0]
+    if len(sel):
+        bb, pp = cb[sel], cp[sel]
+        dverb = (ca[sel] - L.diplomacy) // A
+        x = s.player_alliance[bb, pp]
+        y = s.alliance_order[bb, (ca[sel] - L.diplomacy) % A]
+        rel_o = start.relation[bb, x, y]
+        offer_to_me = start.offer[bb, y, x]
+        offer_by_me = start.offer[bb, x, y]
+        legal = np.select(
+            [dverb == 0, dverb == 1, dverb == 2, dverb == 3],
+            [rel_o != WAR, (rel_o == WAR) & (offer_by_me != PEACE + 1), (rel_o == PEACE) & (offer_by_me != ALLY + 1),
+             offer_to_me > 0],
+            False,
+        ) & (x != y)
+        failed.append((bb[~legal], pp[~legal]))
+        for code, name in enumerate(DIPLOMACY_VERBS):
+            i = np.nonzero(legal & (dverb == code))[0]
+            if not len(i):
+                continue
+            wb, wp, wx, wy = bb[i], pp[i], x[i], y[i]
+            if name == "declare_war":
+                first = _first_per_pair(wb, wx, wy, A)
+                _set_relation(s, wb[first], wx[first], wy[first], WAR, wp[first], ev)
+            elif name == "offer_peace":
+                s.offer[wb, wx, wy] = PEACE + 1
+            elif name == "offer_alliance":
+                s.offer[wb, wx, wy] = ALLY + 1
+            else:  # accept: a concurrent change this tick may have cleared the offer already
+                offered = s.offer[wb, wy, wx]
+                keep = np.nonzero(offered > 0)[0]
+                keep = keep[_first_per_pair(wb[keep], wx[keep], wy[keep], A)]
+                _set_relation(s, wb[keep], wx[keep], wy[keep], offered[keep] - 1, wp[keep], ev)
+
+    # Row verbs: decode once ------------------------------------------------------
+    sel = np.nonzero(ca >= L.row_base)[0]
+    rb, rp = cb[sel], cp[sel]
+    row = (ca[sel] - L.row_base) // L.n_verbs
+    verb = (ca[sel] - L.row_base) % L.n_verbs
+    target = s.row_village[rb, rp, row]
+    t_owner = s.owner[rb, target]
+    mine = t_owner == rp
 
     # Build -----------------------------------------------------------------------
-    is_build = is_row & (verb >= 3) & (verb < 3 + K)
-    k = np.clip(verb - 3, 0, K - 1)
-    buildable = can_build(config, start)[bidx, target, k]
-    ok = acting & is_build & mine & buildable
-    invalid |= acting & is_build & ~ok
-    bb, pp = np.nonzero(ok)
-    if len(bb):
-        v, kk = target[bb, pp], k[bb, pp]
-        level = s.buildings[bb, v, kk]
-        s.resources[bb, v] -= config.building_cost()[kk, level]
-        s.buildings[bb, v, kk] = level + 1
-        ev.add("build", world=bb, tick=s.tick[bb], player=pp, village=v, building=kk, level=level + 1)
+    i = np.nonzero((verb >= 3) & (verb < 3 + K))[0]
+    if len(i):
+        bb, pp, v, k = rb[i], rp[i], target[i], verb[i] - 3
+        ok = mine[i] & _can_build_at(config, start.resources[bb, v], start.owner[bb, v], k, start.buildings[bb, v, k])
+        failed.append((bb[~ok], pp[~ok]))
+        bb, pp, v, k = bb[ok], pp[ok], v[ok], k[ok]
+        if len(bb):
+            level = s.buildings[bb, v, k]
+            s.resources[bb, v] -= config.building_cost()[k, level]
+            s.buildings[bb, v, k] = level + 1
+            ev.add("build", world=bb, tick=s.tick[bb], player=pp, village=v, building=k, level=level + 1)
 
     # Train -----------------------------------------------------------------------
-    is_train = is_row & (verb >= 3 + K)
-    u = np.clip(verb - 3 - K, 0, config.n_units - 1)
-    trainable = can_train(config, start, pop_used, pop_cap)[bidx, target, u]
-    ok = acting & is_train & mine & trainable
-    invalid |= acting & is_train & ~ok
-    bb, pp = np.nonzero(ok)
-    if len(bb):
-        v, uu = target[bb, pp], u[bb, pp]
-        n = config.unit_batch[uu]
-        s.resources[bb, v] -= config.unit_cost[uu] * n[:, None]
-        s.troops[bb, v, uu] += n
-        ev.add("train", world=bb, tick=s.tick[bb], player=pp, village=v, unit=uu, count=n)
+    i = np.nonzero(verb >= 3 + K)[0]
+    if len(i):
+        bb, pp, v, u = rb[i], rp[i], target[i], verb[i] - 3 - K
+        pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
+        pop_cap = by_level(t.pop_cap, start.buildings[bb, v, FARM], config.pop_cap)
+        ok = mine[i] & _can_train_at(config, start.resources[bb, v], start.owner[bb, v],
+                                     start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
+        failed.append((bb[~ok], pp[~ok]))
+        bb, pp, v, u = bb[ok], pp[ok], v[ok], u[ok]
+        if len(bb):
+            n = config.unit_batch[u]
+            s.resources[bb, v] -= config.unit_cost[u] * n[:, None]
+            s.troops[bb, v, u] += n
+            ev.add("train", world=bb, tick=s.tick[bb], player=pp, village=v, unit=u, count=n)
 
     # Armies: attack, support, found ----------------------------------------------
-    occupied = t_owner >= 0
-    same = t_alliance == my_alliance
-    want_attack = acting & is_row & (verb == 0)
-    ok_attack = want_attack & occupied & ~same & src.has_offense
-    want_support = acting & is_row & (verb == 1)
-    friendly = occupied & (t_owner != config.barbarian_player) & (same | (rel_t == ALLY))
-    ok_support = want_support & friendly & src.has_spears & (target != src.support)
-    want_found = acting & is_row & (verb == 2)
-    main_afford = (start.resources[bidx, main] >= config.found_cost).all(-1)
-    ok_found = want_found & (t_owner == NO_OWNER) & main_afford & (src.n_own < config.max_own_villages) & (src.n_own > 0)
-    launch = ok_attack | ok_support | ok_found
-    # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
-    free = ~s.army_active
-    rank = np.cumsum(launch, axis=1) - 1
-    n_free = free.sum(1)
-    fits = launch & (rank < n_free[:, None])
-    invalid |= (want_attack & ~ok_attack) | (want_support & ~ok_support) | (want_found & ~ok_found) | (launch & ~fits)
-    bb, pp = np.nonzero(fits)
-    if len(bb):
-        free_slots = np.argsort(~free, axis=1, kind="stable")  # free slots first, in order
-        m = free_slots[bb, rank[bb, pp]]
-        kind = np.where(ok_attack[bb, pp], ARMY_ATTACK, np.where(ok_support[bb, pp], ARMY_SUPPORT, ARMY_SETTLE))
-        source = np.where(kind == ARMY_ATTACK, src.attack[bb, pp], np.where(kind == ARMY_SUPPORT, src.support[bb, pp], main[bb, pp]))
-        dst = target[bb, pp]
-        home_troops = s.troops[bb, source]
-        sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
-        # Support sends half the spears (rounded up): a village never strips itself bare to help.
-        sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
-        s.troops[bb, source] -= sent
-        settle = kind == ARMY_SETTLE
-        s.resources[bb[settle], source[settle]] -= config.found_cost
-        s.army_active[bb, m] = True
-        s.army_kind[bb, m] = kind
-        s.army_owner[bb, m] = pp
-        s.army_src[bb, m] = source
-        s.army_dst[bb, m] = dst
-        s.army_arrive[bb, m] = s.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
-        s.army_troops[bb, m] = sent
-        s.army_loot[bb, m] = 0.0
-        tp = t_owner[bb, pp]
-        ev.add(
-            "launch", world=bb, tick=s.tick[bb], player=pp, army=m, kind=kind, src=source, dst=dst,
-            target_player=tp, target_alliance=t_alliance[bb, pp], relation=np.where(tp >= 0, rel_t[bb, pp], -1),
-            troops=sent, arrive=s.army_arrive[bb, m],
-        )
+    i = np.nonzero(verb < 3)[0]
+    if len(i):
+        bb, pp, dst, tv, tp = rb[i], rp[i], target[i], verb[i], t_owner[i]
+        my_alliance = s.player_alliance[bb, pp]
+        t_alliance = np.where(tp >= 0, s.player_alliance[bb, np.maximum(tp, 0)], -1)
+        rel_t = start.relation[bb, my_alliance, np.maximum(t_alliance, 0)]  # as the mask saw it
+        occupied = tp >= 0
+        same = t_alliance == my_alliance
+        ok_attack = (tv == 0) & occupied & ~same & src.has_offense[bb, pp]
+        friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
+        ok_support = (tv == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
+        main = src.main[bb, pp]
+        n_own = src.n_own[bb, pp]
+        ok_found = ((tv == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
+                    & (n_own < config.max_own_villages) & (n_own > 0))
+        launch = ok_attack | ok_support | ok_found
+        # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
+        lb = bb[launch]
+        first_of_world = np.r_[True, lb[1:] != lb[:-1]]
+        pos = np.arange(len(lb))
+        rank = pos - np.maximum.accumulate(np.where(first_of_world, pos, 0))
+        free = ~s.army_active
+        fits_l = rank < free.sum(1)[lb]
+        fits = np.zeros(len(bb), bool)
+        fits[np.nonzero(launch)[0][fits_l]] = True
+        failed.append((bb[~fits], pp[~fits]))
+        go = np.nonzero(fits)[0]
+        if len(go):
+            bb, pp, dst, tp = bb[go], pp[go], dst[go], tp[go]
+            rank = rank[fits_l]
+            m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+            kind = np.where(ok_attack[go], ARMY_ATTACK, np.where(ok_support[go], ARMY_SUPPORT, ARMY_SETTLE))
+            source = np.where(kind == ARMY_ATTACK, src.attack[bb, pp],
+                              np.where(kind == ARMY_SUPPORT, src.support[bb, pp], main[go]))
+            home_troops = s.troops[bb, source]
+            sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
+            # Support sends half the spears (rounded up): a village never strips itself bare to help.
+            sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
+            s.troops[bb, source] -= sent
+            settle = kind == ARMY_SETTLE
+            s.resources[bb[settle], source[settle]] -= config.found_cost
+            s.army_active[bb, m] = True
+            s.army_kind[bb, m] = kind
+            s.army_owner[bb, m] = pp
+            s.army_src[bb, m] = source
+            s.army_dst[bb, m] = dst
+            s.army_arrive[bb, m] = s.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
+            s.army_troops[bb, m] = sent
+            s.army_loot[bb, m] = 0.0
+            ev.add(
+                "launch", world=bb, tick=s.tick[bb], player=pp, army=m, kind=kind, src=source, dst=dst,
+                target_player=tp, target_alliance=t_alliance[go], relation=np.where(tp >= 0, rel_t[go], -1),
+                troops=sent, arrive=s.army_arrive[bb, m],
+            )
+
+    for fb, fp in failed:
+        invalid[fb, fp] = True
     invalid &= active
     s.invalid_actions = s.invalid_actions + invalid
     bb, pp = np.nonzero(invalid)
@@ -310,7 +330,7 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     home_ok = ret & (owner == p)
     hb, hv, hm = b[home_ok], v[home_ok], m[home_ok]
     s.troops[hb, hv] += s.army_troops[hb, hm]
-    storage = config.storage(s.buildings[hb, hv, 0])[:, None]
+    storage = by_level(tables(config).storage, s.buildings[hb, hv, 0], config.storage)[:, None]
     s.resources[hb, hv] = np.minimum(storage, s.resources[hb, hv] + s.army_loot[hb, hm])
     lost = ret & ~home_ok
     if lost.any():
