@@ -344,7 +344,6 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     codes = np.empty((B, n, 2 + N), np.float64)  # head, diplomacy, one per row
 
     active = state.player_active[:, players]  # [B, n]
-    pop_used, pop_cap, _ = village_economy(config, state)
     src = sources(config, state, players)
     free_slot = (~state.army_active).any(-1)[:, None]  # [B, 1]
     my_alliance = state.player_alliance[:, players]  # [B, n]
@@ -378,28 +377,39 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     else:
         codes[..., 1] = 0.0
 
-    # Row verbs: per-site quantities first, then one code of n_verbs bits per (seat, row).
+    # Row verbs. Per site: what its owner may build and train (a code of K + U bits), and
+    # per (alliance, site): attackable / supportable / free (bits 0..2); then one code of
+    # n_verbs bits per (seat, row), gathered and masked with what the seat can do now.
     owner = state.owner
-    site_alliance = np.where(owner >= 0, np.take_along_axis(state.player_alliance, np.maximum(owner, 0), 1), -1)
-    site_verbs = _code(can_build(config, state)) + _code(can_train(config, state, pop_used, pop_cap)) * np.float32(
-        2 ** config.n_buildings)
-    rv = state.row_village[:, players]  # [B, n, N]
-    frv = rv + (np.arange(B) * V)[:, None, None]
-    row_owner = owner.reshape(-1).take(frv)
-    row_alliance = site_alliance.reshape(-1).take(frv)
+    owned = owner >= 0
     A1 = A + 1
-    rel = state.relation.reshape(-1).take((b2[..., None] * A1 + my_alliance[..., None]) * A1 + np.maximum(row_alliance, 0))
-    mine = row_owner == players[None, :, None]
-    same_alliance = row_alliance == my_alliance[..., None]
-    occupied = row_owner >= 0
-    act = (active & free_slot)[..., None]
-    attack = act & occupied & ~same_alliance & src.has_offense[..., None]
-    friendly = occupied & (row_owner != config.barbarian_player) & (same_alliance | (rel == ALLY))
-    support = act & friendly & src.has_spears[..., None] & (rv != src.support[..., None])
-    main_afford = (main_res >= config.found_cost).all(-1)
-    can_found = main_afford & (src.n_own < config.max_own_villages) & (src.n_own > 0)
-    found = act & (row_owner == NO_OWNER) & can_found[..., None]
-    fixed = attack.view(np.uint8) | (support.view(np.uint8) << 1) | (found.view(np.uint8) << 2)
-    own = np.where(active[..., None] & mine, site_verbs.take(frv), np.float32(0))
-    codes[..., 2:] = own * np.float32(8) + fixed
+    pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
+    pop_cap = by_level(t.pop_cap, state.buildings[..., FARM], config.pop_cap)
+    train = _code(_can_train_at(config, state.resources[:, :, None, :], True, state.buildings[..., BARRACKS, None],
+                                pop_used[..., None], pop_cap[..., None], np.arange(config.n_units)))
+    build = _code(_can_build_at(config, state.resources[:, :, None, :], True, np.arange(config.n_buildings),
+                                state.buildings))
+    site_verbs = np.where(owned, build + train * np.float32(2 ** config.n_buildings), np.float32(0))
+
+    site_alliance = np.where(owned, np.take_along_axis(state.player_alliance, np.maximum(owner, 0), 1), -1)
+    rel = state.relation.reshape(-1).take(
+        (np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1 + np.maximum(site_alliance, 0)[:, None, :])
+    same = site_alliance[:, None, :] == np.arange(A1)[None, :, None]  # [B, A+1, V]
+    occupied = owned[:, None, :]
+    player_site = (owned & (owner != config.barbarian_player))[:, None, :]
+    verdict = ((occupied & ~same).view(np.uint8)
+               | ((player_site & (same | (rel == ALLY))).view(np.uint8) << 1)
+               | (~occupied).view(np.uint8) << 2)  # [B, A+1, V]
+
+    act = active & free_slot
+    can_found = ((main_res >= config.found_cost).all(-1) & (src.n_own < config.max_own_villages) & (src.n_own > 0))
+    seat_bits = ((act & src.has_offense).view(np.uint8) | ((act & src.has_spears).view(np.uint8) << 1)
+                 | ((act & can_found).view(np.uint8) << 2))  # [B, n]
+    rv = state.row_village if np.array_equal(players, np.arange(config.n_players)) else state.row_village[:, players]
+    frv = rv + (np.arange(B) * V)[:, None, None]
+    fixed = verdict.reshape(-1).take(frv + ((np.arange(B) * (A1 - 1) * V)[:, None] + my_alliance * V)[..., None])
+    fixed &= seat_bits[..., None]
+    fixed &= ~((rv == src.support[..., None]).view(np.uint8) << 1)  # no support to the spears' own village
+    mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
+    codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) * np.float32(8) + fixed
     return t.mask_plan.assemble(codes)
