@@ -89,7 +89,8 @@ class AuroraOnly(RelationAware):
     def attack_targets(self, own, rows):
         b0 = self.O.village_col("banner_0")
         banners = rows[..., b0 : b0 + self.config.banner_dim]
-        return self.weakest(rows, np.abs(banners - self.banner).max(-1) < 1e-5)
+        # Observations show banners scaled by the config's salience setting.
+        return self.weakest(rows, np.abs(banners - self.config.banner_scale * self.banner).max(-1) < 1e-4)
 
 
 def run(spec, policy, n=16, seed=0, batch_size=None, **kw) -> EpisodeResults:

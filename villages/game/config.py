@@ -48,6 +48,7 @@ class GameConfig:
     max_armies: int = 48  # armies in transit per world (fixed capacity)
     episode_length: int = 150
     banner_dim: int = 6  # alliance identity features (banner colour + tag code)
+    banner_scale: float = 3.0  # magnitude of the identity features in observations (their salience)
     map_scale: float = 10.0  # distance units per map width
     relation_in_rows: bool = True  # each village row also carries its owner's relation
     luck: float = 0.1  # attack strength multiplier drawn in [1-luck, 1+luck]

@@ -142,7 +142,7 @@ def encode(config: GameConfig, state: State, players) -> np.ndarray:
     vt = np.zeros((B, V, F), dtype=np.float32)
     vt[..., c("is_barbarian")] = owner_v == config.barbarian_player
     vt[..., c("is_free")] = ~occ_v
-    vt[..., c("banner_0") : c("banner_0") + D] = state.banner[b2, np.maximum(alliance_v, 0)] * occ_v[..., None]
+    vt[..., c("banner_0") : c("banner_0") + D] = state.banner[b2, np.maximum(alliance_v, 0)] * (occ_v[..., None] * config.banner_scale)
     vt[..., c("integrity")] = state.integrity / config.integrity_max
     vt[..., c("defence")] = _log(troops_v @ config.unit_def_inf.astype(np.float32))
     vt[..., c("offence")] = _log(troops_v @ (config.unit_attack * config.unit_offensive).astype(np.float32))
@@ -210,7 +210,7 @@ def encode(config: GameConfig, state: State, players) -> np.ndarray:
     d = np.zeros((B, n, A, len(L.diplomacy)), dtype=np.float32)
     dc = L.diplomacy_col
     is_mine = order == my_alliance[..., None]
-    d[..., dc("banner_0") : dc("banner_0") + D] = state.banner[b3, order]
+    d[..., dc("banner_0") : dc("banner_0") + D] = state.banner[b3, order] * config.banner_scale
     d[..., dc("is_mine")] = is_mine
     d[..., dc("rel_war") : dc("rel_war") + 3] = _relation_onehot(rel_d) * ~is_mine[..., None]
     d[..., dc("offer_to_me")] = state.offer[b3, order, my_alliance[..., None]] > 0

@@ -63,6 +63,57 @@ class EntityPolicyNet(nn.Module):
         return logits, self.value(z).squeeze(-1)
 
 
+class AttentionPolicyNet(nn.Module):
+    """Entity encoder whose rows *look up* the diplomacy table by attention.
+
+    Each village row forms a query from its own features; each diplomacy-table row
+    (an alliance: banner, relation to me, offers) is a key and a value. A row can thus
+    retrieve "the relation of the alliance whose banner matches mine" — the join that
+    a robust goal needs — but only if training makes the query/key weights align.
+    Keying directly on a banner is always available too: which one is learned is up
+    to the training distribution (the point of the testbed)."""
+
+    def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 64, key_dim: int = 16):
+        super().__init__()
+        self.O, self.L = obs_layout, act_layout
+        S, F, G, A = obs_layout.self_size, len(obs_layout.village), len(obs_layout.diplomacy), obs_layout.n_alliances
+        self.key_dim = key_dim
+        # Queries and keys read only banners: a row asks "which alliance looks like my owner?"
+        D = obs_layout.banner_dim
+        self.row_banner = slice(obs_layout.village_col("banner_0"), obs_layout.village_col("banner_0") + D)
+        self.dip_banner = slice(obs_layout.diplomacy_col("banner_0"), obs_layout.diplomacy_col("banner_0") + D)
+        self.query = nn.Linear(D, key_dim)
+        self.key = nn.Linear(D, key_dim)
+        self.val = nn.Linear(G, key_dim)
+        self.row = nn.Sequential(layer_init(nn.Linear(F + S + key_dim, hidden)), nn.Tanh(),
+                                 layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.row_logits = layer_init(nn.Linear(hidden, act_layout.n_verbs), std=0.01)
+        context = S + A * G
+        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), nn.Tanh(),
+                                   layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
+        self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def attention(self, rows, dip):
+        """Weights [.., N, A] of each row over the diplomacy table, and the read-out."""
+        q = self.query(rows[..., self.row_banner])  # [.., N, k]
+        k = self.key(dip[..., self.dip_banner])  # [.., A, k]
+        w = torch.softmax(q @ k.transpose(-1, -2) / self.key_dim**0.5, -1)
+        return w, w @ self.val(dip)
+
+    def forward(self, obs: torch.Tensor):
+        own, rows, dip = self.O.split(obs)
+        lead = obs.shape[:-1]
+        N = self.O.n_rows
+        _, readout = self.attention(rows, dip)
+        h = self.row(torch.cat([rows, own.unsqueeze(-2).expand(*lead, N, own.shape[-1]), readout], -1))
+        row_logits = self.row_logits(h).reshape(*lead, -1)
+        context = torch.cat([own, dip.reshape(*lead, -1)], -1)
+        z = self.trunk(torch.cat([h.mean(-2), h.max(-2).values, context], -1))
+        logits = torch.cat([self.global_logits(z), row_logits], -1)
+        return logits, self.value(z).squeeze(-1)
+
+
 class FlatPolicyNet(nn.Module):
     """Ablation: a 2x128 MLP over the flat observation."""
 
@@ -78,7 +129,7 @@ class FlatPolicyNet(nn.Module):
         return self.pi(z), self.v(z).squeeze(-1)
 
 
-ARCHITECTURES = {"entity": EntityPolicyNet, "flat": FlatPolicyNet}
+ARCHITECTURES = {"entity": AttentionPolicyNet, "entity-concat": EntityPolicyNet, "flat": FlatPolicyNet}
 
 
 def build_net(arch: str, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int):

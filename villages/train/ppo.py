@@ -29,7 +29,7 @@ from villages.policies.neural import (
     read_checkpoint,
     save_checkpoint,
 )
-from villages.scenarios import ScenarioGame, load
+from villages.scenarios import ScenarioGame, game_config, load
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Args:
     """override the scenario's diversity fraction (share of episodes with a randomized enemy identity)"""
     relation_in_rows: bool | None = None
     """override the scenario's observation setting"""
+    banner_scale: float | None = None
+    """override the salience (magnitude) of alliance identity features in observations"""
     seed: int = 0
     total_steps: int = 600_000
     """env-steps (one per world per tick)"""
@@ -91,10 +93,14 @@ def make_spec(args: Args):
     return spec
 
 
+def config_overrides(args: Args) -> dict:
+    return {} if args.banner_scale is None else {"banner_scale": args.banner_scale}
+
+
 def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
     c = game.config
     return {"arch": args.arch, "hidden": args.hidden, "n_rows": c.n_rows, "n_alliances": c.n_alliances,
-            "banner_dim": c.banner_dim, "relation_in_rows": bool(c.relation_in_rows),
+            "banner_dim": c.banner_dim, "relation_in_rows": bool(c.relation_in_rows), "banner_scale": c.banner_scale,
             "scenario": game.spec.name, "objective": game.spec.objective,
             "diversity": float(game.spec.diversity.fraction), "seed": args.seed, "step": int(step),
             "args": {k: v for k, v in dataclasses.asdict(args).items()}}
@@ -105,7 +111,7 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     spec = make_spec(args)
-    game = ScenarioGame(spec, args.num_worlds)
+    game = ScenarioGame(spec, args.num_worlds, config=game_config(spec, **config_overrides(args)))
     O, L = observation_layout(game.config), action_layout(game.config)
     F = len(game.focal)
 
