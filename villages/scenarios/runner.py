@@ -20,6 +20,8 @@ of a batch plays exactly as it would alone). Metrics come from the step events (
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +82,16 @@ def resolve_policy(policy, config):
     return pol
 
 
+def config_for_policy(spec, policy, config):
+    """The game config a trained policy expects: its checkpoint's observation settings
+    (relation in rows, identity salience) applied to the scenario's config."""
+    meta = getattr(policy, "meta", None) or {}
+    over = {k: meta[k] for k in ("relation_in_rows", "banner_scale") if k in meta}
+    if not over or all(getattr(config, k) == v for k, v in over.items()):
+        return config
+    return dataclasses.replace(config, **over)
+
+
 def _replay_meta(game: ScenarioGame, world: int, policy: str, world_seed: int) -> dict:
     spec = game.spec
     ident = [spec.identities[i] for i in game.identity[world]]
@@ -115,8 +127,11 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
     ``config``: a ``GameConfig`` to use instead of the scenario's.
     """
     spec = load(spec)
+    explicit = config is not None
     config = config or game_config(spec)
     policy = resolve_policy(policy, config)
+    if not explicit:
+        config = config_for_policy(spec, policy, config)
     name = policy_name(policy)
     seeds = episode_seeds(seed, n_episodes)
     batch_size = max(1, min(int(batch_size), n_episodes))
@@ -161,8 +176,11 @@ def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAUL
     """``run_episodes`` for each evaluation seed, joined (``res.seed`` tells them apart).
     A replay (if ``record``) is written for the first seed only."""
     spec = load(spec)
+    explicit = config is not None
     config = config or game_config(spec)
     policy = resolve_policy(policy, config)
+    if not explicit:
+        config = config_for_policy(spec, policy, config)
     parts = [run_episodes(spec, policy, n_episodes, s, batch_size, record if k == 0 else None, config)
              for k, s in enumerate(seeds)]
     res = EpisodeResults.concat(parts)
