@@ -376,12 +376,14 @@ def test_mask_and_sampler_match_reference(seed, warm, mode):
 
 def test_sample_legal_edge_cases():
     rng = np.random.default_rng(0)
-    for n_actions in (1, 7, 8, 9, 64, 267, 300):
-        mask = rng.random((5, 4, n_actions)) < rng.choice([0.0, 0.01, 0.5, 1.0], size=(5, 4, 1))
-        key, tick = rng.integers(0, 2**63, 5, dtype=np.uint64), rng.integers(0, 100, 5)
-        got = sample_legal(mask, key, tick)
-        assert np.array_equal(got, reference_sample_legal(mask, key, tick))
-        assert (mask.sum(-1) == 0).any() or np.take_along_axis(mask, got[..., None], -1).all()
+    for B, n in ((5, 4), (9, 10)):  # (few rows and many rows take different paths)
+        for n_actions in (1, 7, 8, 9, 64, 267, 300):
+            mask = rng.random((B, n, n_actions)) < rng.choice([0.0, 0.01, 0.5, 1.0], size=(B, n, 1))
+            key, tick = rng.integers(0, 2**63, B, dtype=np.uint64), rng.integers(0, 100, B)
+            got = sample_legal(mask, key, tick)
+            assert np.array_equal(got, reference_sample_legal(mask, key, tick))
+            legal = np.take_along_axis(mask, got[..., None], -1)[..., 0]
+            assert (legal | (mask.sum(-1) == 0)).all() and (got[mask.sum(-1) == 0] == 0).all()
 
 
 def test_level_tables_match_the_config_formulas():

@@ -262,10 +262,16 @@ class Sources:
 def sources(config: GameConfig, state: State, players: np.ndarray) -> Sources:
     players = np.atleast_1d(np.asarray(players, dtype=np.int64))
     B, V = state.owner.shape
+    t = tables(config)
+    if B * len(players) <= 64:  # few worlds: the dense per-seat argmax costs fewer numpy calls
+        owns = player_villages(config, state, players)
+        attack, off_value = pick_village(weighted_units(t, state.troops, t.offence_weight).astype(float), owns)
+        support, sp_value = pick_village(state.troops[..., SPEAR].astype(float), owns)
+        main, _ = pick_village(sum_last(state.resources), owns)
+        return Sources(attack, off_value > 0, support, sp_value > 0, main, owns.sum(-1))
     G = config.n_players + 2  # owner slots per world: free sites, seats, barbarians
     group = (np.arange(B)[:, None] * G + (state.owner + 1)).ravel()
     site = np.broadcast_to(np.arange(V), (B, V)).ravel()
-    t = tables(config)
     col = np.arange(B)[:, None] * G + players[None, :] + 1  # [B, n]
     off = weighted_units(t, state.troops, t.offence_weight).astype(float)
     attack, off_value = _pick_by_owner(off, group, site, B * G)  # the strongest offensive army
@@ -361,8 +367,9 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
         other = state.alliance_order[:, None, :]  # [B, 1, A]
         mine_a = np.arange(A1)[None, :, None]
         world = (np.arange(B) * A1 * A1)[:, None, None]
-        rel = state.relation.reshape(-1).take(world + mine_a * A1 + other)  # [B, A+1 (mine), A (row)]
-        offered_by_me = state.offer.reshape(-1).take(world + mine_a * A1 + other)
+        mine_other = world + mine_a * A1 + other
+        rel = state.relation.reshape(-1).take(mine_other)  # [B, A+1 (mine), A (row)]
+        offered_by_me = state.offer.reshape(-1).take(mine_other)
         offered_to_me = state.offer.reshape(-1).take(world + other * A1 + mine_a)
         not_me = other != mine_a
         verbs = np.stack([
