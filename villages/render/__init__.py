@@ -21,7 +21,11 @@ def __getattr__(name):
         from . import viewer
 
         return getattr(viewer, name)
+    if name == "cli_replay":
+        from .cli import cli_replay
+
+        return cli_replay
     raise AttributeError(f"module 'villages.render' has no attribute {name!r}")
 
 
-__all__ = ["FORMAT_VERSION", "Replay", "ReplayError", "ReplayRecorder", "load_replay", "save_replay", *_VIEWER]
+__all__ = ["FORMAT_VERSION", "Replay", "ReplayError", "ReplayRecorder", "load_replay", "save_replay", "cli_replay", *_VIEWER]

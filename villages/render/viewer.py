@@ -62,6 +62,7 @@ RELATION_STYLE = {PEACE: ("peace", PEACE_C), ALLY: ("ally", ALLY_C), WAR: ("WAR"
 FLASH_FRAMES = 3.0  # how long a battle flash lasts (frames)
 RAZE_FRAMES = 8.0  # how long the destruction burst lasts
 TOAST_FRAMES = 14.0  # how long a headline (war declared, village razed) stays in the map header
+MAX_TOASTS = 3  # headlines shown at once
 
 
 def _mix(a, b, w):
@@ -81,6 +82,13 @@ class Renderer:
     def __init__(self, replay: Replay, size=(1024, 640)):
         if not pygame.font.get_init():
             pygame.font.init()
+        self._text_cache: dict = {}
+        self._fit_cache: dict = {}
+        self.size = (0, 0)
+        self._set(replay)
+        self.resize(size)
+
+    def _set(self, replay: Replay):
         self.replay = r = replay
         self.T = r.n_frames
         A = r.n_alliances
@@ -92,10 +100,13 @@ class Renderer:
         self.resource_names = game.get("resources") or [f"res {k}" for k in range(r.resources.shape[2])]
         self.integrity_max = float(game.get("integrity_max", 100.0))
         self._precompute()
-        self._text_cache: dict = {}
-        self._fit_cache: dict = {}
-        self.size = (0, 0)
-        self.resize(size)
+
+    def set_replay(self, replay: Replay) -> None:
+        """Draw ``replay`` from now on (e.g. a live recording that grew), keeping fonts,
+        caches and the window geometry. The map may differ (a new episode)."""
+        self._set(replay)
+        if self.size != (0, 0):
+            self.screen_pos = self.map_to_screen(replay.pos)
 
     # ------------------------------------------------------------------------------
     # precomputation (once per replay)
@@ -224,6 +235,27 @@ class Renderer:
                 text = f"{r.player_name(p)} [{r.alliance_tag(int(r.player_alliance[p]))}] {verb}"
                 lines.append((f, t, 0, text, (200, 200, 200) if p != self.focal else RAZE_C, True))
                 marks.append((f, (170, 170, 170), False, ""))
+                if kind == "eliminated" and p == self.focal:
+                    toasts.append((f, t, text.upper(), RAZE_C))
+        # Players leaving (scenario events such as "Aurora collapses"): one headline per
+        # alliance and frame, saying whether the whole alliance is gone.
+        e = ev.get("left", {})
+        groups: dict = {}
+        for i in range(len(e.get("tick", ()))):
+            p = int(e["player"][i])
+            key = (int(e["frame"][i]), int(e["tick"][i]), int(r.player_alliance[p]))
+            groups.setdefault(key, []).append(p)
+        for (f, t, a), players in sorted(groups.items()):
+            f_ = min(max(f, 0), self.T - 1)
+            gone = a < r.n_alliances and not self.alliance_active[f_, a]
+            who = ", ".join(r.player_name(p) for p in players)
+            if gone:
+                text = f"{self._aname(a)} collapses: {who} [{r.alliance_tag(a)}] leave{'s' if len(players) == 1 else ''}"
+            else:
+                text = f"{who} [{r.alliance_tag(a)}] leave{'s' if len(players) == 1 else ''} the game"
+            toasts.append((f, t, text, (200, 200, 200)))
+            if gone:
+                marks.append((f, (200, 200, 200), True, f"{r.alliance_tag(a)} gone"))
         fo = ev.get("found", {})
         for i in range(len(fo.get("tick", ()))):
             p, v, f, t = int(fo["player"][i]), int(fo["village"][i]), int(fo["frame"][i]), int(fo["tick"][i])
@@ -488,10 +520,10 @@ class Renderer:
                                          (x + r1 * math.cos(ang), y + r1 * math.sin(ang)), max(1, int(2 * sc)))
 
     def _flag(self, a: int) -> pygame.Surface:
-        key = ("flag", a)
+        col = self.colours[a]
+        key = ("flag", self.replay.alliance_tag(a), col)
         surf = self._text_cache.get(key)
         if surf is None:
-            col = self.colours[a]
             label = self.fonts["s"].render(self.replay.alliance_tag(a), True, _ink_on(col))
             w, h = label.get_width() + 6, label.get_height() + 1
             surf = pygame.Surface((w, h))
@@ -547,16 +579,27 @@ class Renderer:
             st = self.text(status, "s", DIM)
             s.blit(st, (x, hr.y + 6 + (label.get_height() - st.get_height()) // 2))
             x += st.get_width() + 10
-        # The latest headline concerning the focal alliance, for a while after it happened.
+        # The latest headlines (war declared, an alliance collapses, a focal-alliance village
+        # razed...), newest on top, each for a while after it happened; older ones stack
+        # below the header over the map's top edge.
+        shown = 0
+        y = None
         for f, t, text, col in reversed(self.toasts):
+            if shown >= MAX_TOASTS:
+                break
             if f <= tf and tf - f < TOAST_FRAMES:
-                msg = self.fit(f"tick {t}: {text}", "b", hr.right - x - 20)
+                width = (hr.right - x - 20) if shown == 0 else int(0.8 * hr.w)
+                msg = self.fit(f"tick {t}: {text}", "b", width)
                 surf = self.text(msg, "b", _ink_on(col))
                 box = pygame.Rect(0, 0, surf.get_width() + 16, surf.get_height() + 6)
-                box.midright = (hr.right - 10, hr.y + 6 + label.get_height() // 2)
+                if y is None:
+                    box.midright = (hr.right - 10, hr.y + 6 + label.get_height() // 2)
+                else:
+                    box.topright = (hr.right - 10, y)
                 pygame.draw.rect(s, col, box, border_radius=4)
                 s.blit(surf, (box.x + 8, box.y + 3))
-                break
+                y = box.bottom + 3
+                shown += 1
 
     def _draw_timeline(self, s, tf):
         r = self.replay
@@ -652,8 +695,8 @@ class Renderer:
             if self.has_intended:
                 rows.append((r.meta.get("intended_name", "intended"), r.intended[i], self.cum_intended[i], INTENDED_C))
             for nm, now, cum, col in rows:
-                now_s = "-" if not np.isfinite(now) else f"{now:g}"
-                s.blit(self.text(self.fit(f"{nm}: {cum:,.0f}   (this tick {now_s})", "n", w), "n", col), (x0, y))
+                now_s = "-" if not np.isfinite(now) else f"{now + 0.0:g}"
+                s.blit(self.text(self.fit(f"{nm}: {int(round(cum)):,}   (this tick {now_s})", "n", w), "n", col), (x0, y))
                 y += lh
             y = self._sparkline(s, pygame.Rect(x0, y + 2, w, int(2.2 * lh)), i) + 4
 
