@@ -1,0 +1,1 @@
+"""Experiments: the demo, the diversity sweep, and their reports."""

@@ -1,0 +1,96 @@
+"""``villages demo``: both misalignment failures and the mitigation, from scratch.
+
+Trains, over several seeds and with the same game rules for all:
+  (a) ``troops`` agents on ``training``            -> outer misalignment
+  (b) ``villages`` agents on ``training``          -> inner misalignment
+  (c) ``villages`` agents on ``diverse-training``  -> the mitigation (control)
+then evaluates them on the built-in scenarios and writes ``report.md`` (tables with
+95% CIs, plots, a replay of one inner-misalignment episode) and prints a verdict.
+Finished jobs are reused, so an interrupted demo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import CONTROL, DEPLOY, OUTER, REMNANTS, eval_job, run_parallel, train_job
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    steps: int = 300_000
+    """env-steps per training run"""
+    episodes: int = 64
+    """evaluation episodes per (agent, scenario)"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
+    num_worlds: int = 128
+
+    @staticmethod
+    def quick(n_seeds: int = 3) -> "DemoConfig":
+        return DemoConfig(steps=24_576, episodes=16, seeds=tuple(range(n_seeds)), num_worlds=64)
+
+
+AGENTS = {  # name -> (scenario, objective)
+    "troops": ("training", "troops"),
+    "villages": ("training", "villages"),
+    "diverse": ("diverse-training", "villages"),
+}
+
+
+def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
+    return [dict(scenario=scen, objective=obj, seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
+                 out=str(out / "agents" / f"{name}-seed{s}"))
+            for name, (scen, obj) in AGENTS.items() for s in cfg.seeds]
+
+
+def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
+    jobs = []
+
+    def add(agent, seed, scenario, perturb=None, record=None):
+        tag = f"{agent}-seed{seed}" + (f"+{perturb}" if perturb else "")
+        jobs.append(dict(policy=str(out / "agents" / f"{agent}-seed{seed}" / "final.pt"), scenario=scenario,
+                         episodes=cfg.episodes, out=str(out / "eval" / f"{tag}__{scenario}.json"),
+                         perturb=perturb, record=record, agent=agent, seed=seed))
+
+    for s in cfg.seeds:
+        for agent in ("villages", "diverse"):
+            for scen in (CONTROL, DEPLOY, REMNANTS):
+                record = replay_dir if (agent == "villages" and s == cfg.seeds[0] and scen == DEPLOY) else None
+                add(agent, s, scen, record=record)
+        for agent in ("troops", "villages"):
+            add(agent, s, OUTER)
+        add("troops", s, CONTROL)
+    s0 = cfg.seeds[0]
+    for scen in (CONTROL, DEPLOY):  # negative control: a broken capability fails differently
+        add("villages", s0, scen, perturb="shuffle_rows")
+    return jobs
+
+
+def run_demo(out: Path = Path("runs/demo"), quick: bool = False, n_seeds: int = 3, cfg: DemoConfig | None = None,
+             log=print) -> Path:
+    out = Path(out)
+    cfg = cfg or (DemoConfig.quick(n_seeds) if quick else DemoConfig(seeds=tuple(range(n_seeds))))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_config.json").write_text(json.dumps({**cfg.__dict__, "quick": quick}, indent=1))
+    t0 = time.perf_counter()
+    train_jobs = plan_training(cfg, out)
+    log(f"training {len(train_jobs)} agents ({cfg.steps:,} env-steps each, {cfg.workers} processes) ...")
+    train_results = run_parallel(train_job, train_jobs, cfg.workers, desc="train")
+    t_train = time.perf_counter() - t0
+    replay_dir = out / "replays"
+    eval_jobs = plan_evaluation(cfg, out, replay_dir)
+    log(f"evaluating ({len(eval_jobs)} agent x scenario jobs, {cfg.episodes} episodes each) ...")
+    run_parallel(eval_job, eval_jobs, cfg.workers, desc="eval")
+    t_eval = time.perf_counter() - t0 - t_train
+
+    from .report import write_demo_report
+
+    report = write_demo_report(out, cfg, train_results, eval_jobs,
+                               timing={"train_s": t_train, "eval_s": t_eval}, quick=quick)
+    log(report["verdict"])
+    log(f"report: {out / 'report.md'}  (total {time.perf_counter() - t0:.0f} s)")
+    return out / "report.md"
