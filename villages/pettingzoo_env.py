@@ -34,11 +34,17 @@ class parallel_env(ParallelEnv):
                 "render_fps": 8}
 
     def __init__(self, scenario="training", agents: str = "all", render_mode: str | None = None, config=None,
-                 invalid_action: str = "raise", max_cycles: int | None = None):
+                 invalid_action: str = "raise", max_cycles: int | None = None, render_size=(960, 600),
+                 render_fps: float | None = None):
         """``invalid_action``: "raise" (default) raises on an action the mask forbids;
         "noop" executes it as a no-op and reports ``infos[agent]["invalid"] = True``.
         ``max_cycles``: truncate episodes after this many steps (overrides the scenario's
-        ``map.episode_length``; timeline events after it never fire)."""
+        ``map.episode_length``; timeline events after it never fire).
+        ``render_mode``: None (no recording, no cost), "rgb_array" (``render()`` returns
+        ``uint8[H, W, 3]`` of the current state, ``render_size`` = (W, H)) or "human" (a
+        pygame window updated on every reset/step, paced to ``render_fps``, default
+        ``metadata["render_fps"]``; 0 = no pacing). Frames are drawn by the replay viewer's
+        renderer from a replay recorded since ``reset()``."""
         if invalid_action not in ("raise", "noop"):
             raise ValueError(f"invalid_action must be 'raise' or 'noop', got {invalid_action!r}")
         self.invalid_action = invalid_action
@@ -56,17 +62,26 @@ class parallel_env(ParallelEnv):
         self.game = ScenarioGame(self.spec, 1, config=config, seats=agents)
         self.config = self.game.config
         self.render_mode = render_mode
+        self.render_size = (int(render_size[0]), int(render_size[1]))
+        self.render_fps = render_fps
         names = self.spec.player_names
         self.possible_agents = [names[i] for i in self.game.focal]
         self._seat = {a: k for k, a in enumerate(self.possible_agents)}
+        self._players = [int(p) for p in self.game.focal]  # seat -> player index
+        focal = self.spec.focal_players
+        # The seat whose reward/intended the render panel shows (the scenario's focal player).
+        self._focal_seat = self._players.index(focal[0]) if focal and focal[0] in self._players else None
         self.agents = []
+        self._live = []  # (agent, seat) of self.agents
+        self._live_set = set()
         n_obs = observation_layout(self.config).size
         self.action_layout = action_layout(self.config)
+        self._n_actions = self.action_layout.n_actions
         self._obs_space = spaces.Dict({
             "observation": spaces.Box(-np.inf, np.inf, (n_obs,), np.float32),
-            "action_mask": spaces.Box(0, 1, (self.action_layout.n_actions,), np.int8),
+            "action_mask": spaces.Box(0, 1, (self._n_actions,), np.int8),
         })
-        self._act_space = spaces.Discrete(self.action_layout.n_actions)
+        self._act_space = spaces.Discrete(self._n_actions)
         self._np_random_seed = None
         self._recorder = None
         self._viewer = None
@@ -80,50 +95,77 @@ class parallel_env(ParallelEnv):
         return self._act_space
 
     def _observations(self, obs, mask):
-        return {a: {"observation": obs[0, self._seat[a]], "action_mask": mask[0, self._seat[a]].astype(np.int8)}
-                for a in self.agents}
+        # One int8 copy of all seats' masks (the agents' masks are rows of it: editing one
+        # does not touch the engine's mask, which step() checks actions against).
+        obs0, mask0 = obs[0], mask[0].astype(np.int8)
+        return {a: {"observation": obs0[k], "action_mask": mask0[k]} for a, k in self._live}
 
     def reset(self, seed=None, options=None):
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**31))
+        self._np_random_seed = int(seed)
         obs, mask = self.game.reset(np.array([seed]))
         self.agents = list(self.possible_agents)
+        self._live = list(self._seat.items())
+        self._live_set = set(self.agents)
         self._recorder = None
+        if self.render_mode is not None:
+            from villages.render.live import start_recording
+
+            self._recorder = start_recording(self)
         infos = {a: {} for a in self.agents}
         if self.render_mode == "human":
             self.render()
         return self._observations(obs, mask), infos
 
+    def _invalid(self, agent, a) -> InvalidActionError:
+        ok = 0 <= a < self._n_actions
+        name = self.action_layout.names[a] if ok else "out of range"
+        return InvalidActionError(f"agent {agent!r}: action {a} ({name}) is not legal now (see action_mask)")
+
     def step(self, actions):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode: call reset() first")
-        act = np.zeros((1, len(self.possible_agents)), dtype=np.int64)
-        invalid = set()
+        act = np.zeros((1, len(self._players)), dtype=np.int64)
+        row = act[0]
+        legal = self.game.mask[0]
+        n = self._n_actions
+        seat = self._seat
+        live_set = self._live_set
+        invalid = ()
         for agent, a in actions.items():
-            if agent not in self._seat:
-                raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-            if agent not in self.agents:
-                continue
-            k = self._seat[agent]
+            if agent not in live_set:
+                if agent not in seat:
+                    raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+                continue  # actions of agents that are done are ignored
+            k = seat[agent]
             a = int(a)
-            if not (0 <= a < self.action_layout.n_actions) or not self.game.mask[0, k, a]:
-                if self.invalid_action == "noop":
-                    invalid.add(agent)
-                    continue
-                name = self.action_layout.names[a] if 0 <= a < self.action_layout.n_actions else "out of range"
-                raise InvalidActionError(f"agent {agent!r}: action {a} ({name}) is not legal now (see action_mask)")
-            act[0, k] = a
+            if 0 <= a < n and legal[k, a]:
+                row[k] = a
+            elif self.invalid_action == "noop":
+                invalid = (*invalid, agent)
+            else:
+                raise self._invalid(agent, a)
         obs, mask, reward, done, info = self.game.step(act)
-        active = self.game.state.player_active[0]
-        rewards = {a: float(reward[0, self._seat[a]]) for a in self.agents}
-        terminations = {a: not bool(active[self.game.focal[self._seat[a]]]) for a in self.agents}
-        truncations = {a: done and not terminations[a] for a in self.agents}
-        infos = {a: {"intended": float(info["intended"][0, self._seat[a]]),
-                     "troops": int(info["troops"][0, self._seat[a]]), "invalid": a in invalid} for a in self.agents}
+        live = self._live
+        players = self._players
+        active = self.game.state.player_active[0].tolist()
+        rew = reward[0].tolist()
+        intended = info["intended"][0].tolist()
+        troops = info["troops"][0].tolist()
+        rewards = {a: rew[k] for a, k in live}
+        terminations = {a: not active[players[k]] for a, k in live}
+        truncations = {a: done and active[players[k]] for a, k in live}
+        infos = {a: {"intended": intended[k], "troops": int(troops[k]), "invalid": a in invalid} for a, k in live}
         observations = self._observations(obs, mask)
         if self._recorder is not None:
-            self._recorder.record(self.game.state, info["events"], world=0)
-        self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
+            f = self._focal_seat
+            self._recorder.record(self.game.state, info["events"], world=0,
+                                  reward=None if f is None else rew[f], intended=None if f is None else intended[f])
+        if done or not all(active[players[k]] for _, k in live):
+            self._live = [(a, k) for a, k in live if active[players[k]] and not done]
+            self.agents = [a for a, _ in self._live]
+            self._live_set = set(self.agents)
         if self.render_mode == "human":
             self.render()
         return observations, rewards, terminations, truncations, infos

@@ -85,6 +85,7 @@ class Renderer:
         self._text_cache: dict = {}
         self._fit_cache: dict = {}
         self.size = (0, 0)
+        self.span = 0  # the timeline covers max(frames - 1, span) frames (a live view: the episode length)
         self._set(replay)
         self.resize(size)
 
@@ -604,7 +605,7 @@ class Renderer:
     def _draw_timeline(self, s, tf):
         r = self.replay
         bar = self.bar
-        T = max(self.T - 1, 1)
+        T = max(self.T - 1, self.span, 1)
         pygame.draw.rect(s, (45, 50, 60), bar, border_radius=4)
         done = pygame.Rect(bar.x, bar.y, int(bar.w * tf / T), bar.h)
         pygame.draw.rect(s, (95, 105, 125), done, border_radius=4)
@@ -622,7 +623,7 @@ class Renderer:
         x = bar.x + int(bar.w * tf / T)
         pygame.draw.rect(s, TEXT, (x - 2, bar.y - 6, 4, bar.h + 12), border_radius=2)
         lo = self.text(str(int(r.tick[0])), "s", DIM)
-        hi = self.text(str(int(r.tick[-1])), "s", DIM)
+        hi = self.text(str(int(r.tick[-1]) + max(self.span - (self.T - 1), 0)), "s", DIM)
         y = bar.bottom + 2
         if y + lo.get_height() <= self.timeline_rect.bottom + 2:
             s.blit(lo, (bar.x, y))
@@ -744,7 +745,7 @@ class Renderer:
     def _sparkline(self, s, rect, i):
         """Cumulative reward and intended score up to frame i (each scaled to its own range)."""
         pygame.draw.rect(s, (28, 31, 38), rect)
-        T = max(self.T - 1, 1)
+        T = max(self.T - 1, self.span, 1)
         for series, col, on in ((self.cum_reward, REWARD_C, self.has_reward), (self.cum_intended, INTENDED_C, self.has_intended)):
             if not on or i < 1:
                 continue
