@@ -42,8 +42,13 @@ def village_colours_ok(env, frame):
     state = env.game.state
     rend = env._viewer.renderer
     owner = state.owner[0]
+    rad = rend.village_radius(rend.T - 1)
+    xy = rend.screen_pos
+    owned = np.flatnonzero(owner >= 0)
     checked = 0
-    for v in np.flatnonzero(owner >= 0):
+    for v in owned:
+        if any(w > v and np.hypot(*(xy[w] - xy[v])) <= rad[w] + 1.5 for w in owned):
+            continue  # discs are drawn in site order: a later one covers this centre
         a = int(state.player_alliance[0, owner[v]])
         if a >= len(env.spec.alliances):
             name, colour = "barbarians", BARBARIAN_COLOUR

@@ -275,3 +275,74 @@ def test_game_does_not_import_render():
     subprocess.run([sys.executable, "-c", code], check=True)
     code = "import sys, villages.render.replay; assert 'pygame' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the `villages replay` command ------------------------------------------------
+
+
+def test_cli_replay_bad_files_exit_2(tmp_path, capsys):
+    import typer
+
+    from villages.render import cli_replay
+
+    bad = tmp_path / "bad.replay.npz"
+    bad.write_bytes(b"not a zip at all")
+    for path, why in ((bad, "not a valid replay archive"), (tmp_path / "missing.npz", "no such file")):
+        with pytest.raises(typer.Exit) as e:
+            cli_replay(path, tmp_path / "out.gif")
+        assert e.value.exit_code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: replay file") and str(path) in err and why in err
+    assert not (tmp_path / "out.gif").exists()
+
+
+def test_cli_replay_exports(replay_file, tmp_path):
+    from PIL import Image
+
+    from villages.render import cli_replay
+
+    gif = cli_replay(replay_file, tmp_path / "film.gif")
+    with Image.open(gif) as im:
+        assert im.n_frames == N_TICKS + 1 and im.size == (960, 600)
+    png = cli_replay(replay_file, tmp_path / "last.png")
+    with Image.open(png) as im:
+        assert im.size == (960, 600)
+    folder = cli_replay(replay_file, tmp_path / "frames")
+    assert len(list(folder.glob("frame_*.png"))) == N_TICKS + 1
+
+
+def test_documented_eval_then_replay_gif(tmp_path):
+    """README path: `villages eval ... --record DIR`, then `villages replay FILE --export out.gif`.
+    The replay of inner-misalignment shows Aurora's collapse and Brotherhood's war at tick 0."""
+    from PIL import Image
+
+    from villages.render import Renderer
+    from villages.render.viewer import WAR_C
+
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    villages_cmd = [sys.executable, "-m", "villages.cli"]
+    subprocess.run(villages_cmd + ["eval", "raider", "--scenario", "inner-misalignment", "--episodes", "2",
+                                   "--record", str(tmp_path / "replays")], check=True, env=env, capture_output=True)
+    rfile = tmp_path / "replays" / "inner-misalignment-seed0-episode0.replay.npz"
+    assert rfile.exists()
+    gif = tmp_path / "inner.gif"
+    out = subprocess.run(villages_cmd + ["replay", str(rfile), "--export", str(gif)], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    r = load_replay(rfile)
+    with Image.open(gif) as im:
+        assert im.n_frames == r.n_frames
+        im.seek(0)
+        first = np.asarray(im.convert("RGB"))
+    # headlines at tick 0: the war declaration (red box) and Aurora's collapse
+    rend = Renderer(r, (960, 600))
+    heads = [text for f, t, text, col in rend.toasts if f == 0]
+    assert any("DECLARES WAR" in h and "BROTHERHOOD" in h for h in heads)
+    assert any(h.startswith("Aurora collapses") for h in heads)
+    header = first[: rend.header_rect.bottom + 30, rend.header_rect.centerx:rend.header_rect.right]
+    assert (np.abs(header.astype(int) - WAR_C).sum(-1) < 30).sum() > 200
+    # a bad file through the command: message on stderr, exit code 2
+    bad = tmp_path / "bad.replay.npz"
+    bad.write_bytes(rfile.read_bytes()[:500])
+    out = subprocess.run(villages_cmd + ["replay", str(bad)], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "error: replay file" in out.stderr and "bad.replay.npz" in out.stderr
