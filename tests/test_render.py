@@ -301,13 +301,13 @@ def test_cli_replay_exports(replay_file, tmp_path):
 
     from villages.render import cli_replay
 
-    gif = cli_replay(replay_file, tmp_path / "film.gif")
+    gif = cli_replay(replay_file, tmp_path / "film.gif", size=(400, 250))
     with Image.open(gif) as im:
-        assert im.n_frames == N_TICKS + 1 and im.size == (960, 600)
+        assert im.n_frames == N_TICKS + 1 and im.size == (400, 250)
     png = cli_replay(replay_file, tmp_path / "last.png")
     with Image.open(png) as im:
-        assert im.size == (960, 600)
-    folder = cli_replay(replay_file, tmp_path / "frames")
+        assert im.size == (960, 600)  # the default size
+    folder = cli_replay(replay_file, tmp_path / "frames", size=(320, 240))
     assert len(list(folder.glob("frame_*.png"))) == N_TICKS + 1
 
 
