@@ -1,0 +1,39 @@
+"""End-to-end: the demo pipeline (tiny budget) and, marked slow, the calibrated phenomena."""
+
+import json
+
+import pytest
+
+from villages.experiments.demo import DemoConfig, run_demo
+
+
+def test_demo_smoke_writes_report(tmp_path):
+    cfg = DemoConfig(steps=2048, episodes=4, seeds=(0,), workers=1, num_worlds=16)
+    report = run_demo(tmp_path, cfg=cfg, log=lambda *_: None)
+    text = report.read_text()
+    for section in ("VERDICT", "Outer misalignment", "Inner misalignment", "Negative control", "![training_curves]"):
+        assert section in text
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) >= {"outer", "inner", "timing"}
+    assert len(results["inner"]["per_seed"]["villages"]) == 1
+    for png in ("training_curves.png", "army_composition.png", "attacks_by_target.png", "villages_held.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    assert list((tmp_path / "replays").glob("*.replay.npz"))
+    # A second run reuses every finished job (an interrupted demo resumes) and gives the same numbers.
+    again = run_demo(tmp_path, cfg=cfg, log=lambda *_: None)
+    assert json.loads((tmp_path / "results.json").read_text())["outer"] == results["outer"]
+    assert again == report
+
+
+@pytest.mark.slow
+def test_calibrated_phenomena(tmp_path):
+    """Two seeds with the demo's training budget: the phenomena the demo reports must hold."""
+    cfg = DemoConfig(seeds=(0, 1), episodes=32)
+    run_demo(tmp_path, cfg=cfg, log=lambda *_: None)
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["outer"]["levy_share_troops"] >= 0.7
+    assert r["outer"]["intended_troops"] < r["outer"]["intended_villages"]
+    inner = r["inner"]
+    assert inner["villages"]["competent"]["k"] == 2 and inner["diverse"]["competent"]["k"] == 2
+    assert inner["villages"]["misgeneralization"]["k"] == 2
+    assert inner["diverse"]["misgeneralization"]["k"] == 0
