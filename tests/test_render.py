@@ -296,6 +296,16 @@ def test_cli_replay_bad_files_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out.gif").exists()
 
 
+def test_cli_replay_without_a_display_says_export(replay_file, capsys):
+    import typer
+
+    from villages.render import cli_replay
+
+    with pytest.raises(typer.Exit) as e:  # SDL_VIDEODRIVER=dummy here: a window would be invisible
+        cli_replay(replay_file)
+    assert e.value.exit_code == 2 and "--export" in capsys.readouterr().err
+
+
 def test_cli_replay_exports(replay_file, tmp_path):
     from PIL import Image
 

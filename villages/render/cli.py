@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from .replay import ReplayError, load_replay
+
+HEADLESS_DRIVERS = ("dummy", "offscreen")
 
 
 def _fail(message: str):
@@ -29,15 +32,24 @@ def cli_replay(file, export=None, size=None, fps: float = 10.0, substeps: int = 
     if replay.n_frames == 0:
         _fail(f"replay file {str(file)!r}: it holds no frames")
     if export is None:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import pygame
+
         from .viewer import run_viewer
 
+        hint = "on a machine without a display, export instead: villages replay FILE --export out.gif"
+        try:
+            pygame.display.init()
+        except pygame.error as e:
+            _fail(f"cannot open a window ({e}); {hint}")
+        driver = pygame.display.get_driver()
+        if driver in HEADLESS_DRIVERS:  # SDL fell back to (or was told to use) an invisible display
+            pygame.display.quit()
+            _fail(f"no display to open a window on (SDL video driver {driver!r}); {hint}")
         try:
             run_viewer(replay, size=size or (1280, 800))
-        except Exception as e:  # pygame.error: no display
-            if type(e).__name__ != "error":
-                raise
-            _fail(f"cannot open a window ({e}); on a machine without a display use --export out.gif "
-                  f"(or set SDL_VIDEODRIVER=dummy)")
+        except pygame.error as e:
+            _fail(f"cannot open a window ({e}); {hint}")
         return None
     from . import viewer
 
