@@ -2,6 +2,8 @@
 
 ``villages.render.replay`` (recording/loading) does not need pygame; the viewer names
 (``Renderer``, ``render_frame``, ``export``, ``run_viewer``) import it on first use.
+``cli_replay`` is the ``villages replay`` command; ``villages.render.live`` renders a
+running PettingZoo env (``render_mode="rgb_array"`` / ``"human"``).
 """
 
 from .replay import (
