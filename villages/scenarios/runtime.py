@@ -24,6 +24,7 @@ from villages.game import (
     action_mask,
     encode,
     init_state,
+    observation_layout,
     players_leave,
     rng,
     set_relation,
@@ -36,6 +37,13 @@ from .objectives import event_counts, head_count, intended_score, villages_rewar
 from .spec import ScenarioSpec
 
 _REL = {"peace": PEACE, "ally": ALLY, "war": WAR}
+
+
+def _as_slice(idx: np.ndarray):
+    """A slice for consecutive indices (a view instead of a copy), else the indices."""
+    if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
 
 
 def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
@@ -60,6 +68,12 @@ class ScenarioGame:
         if seats not in ("focal", "all"):
             raise ValueError(f"seats must be 'focal' or 'all', got {seats!r}")
         self.focal = np.array(spec.focal_players if seats == "focal" else range(self.P), dtype=np.int64)
+        self.bot_seats = np.setdiff1d(np.arange(self.P), self.focal)
+        # One encoding of focal and bot seats together (see ``observe``): positions of each in it.
+        self._view_seats = np.union1d(self.focal, self.bot_seats)
+        self._view_diplomacy = ~np.isin(self._view_seats, self.focal)
+        self._focal_pos = np.searchsorted(self._view_seats, self.focal)
+        self._bot_pos = _as_slice(np.searchsorted(self._view_seats, self.bot_seats))
         A = len(spec.alliances)
         self.policy_names = sorted({p.policy for p in spec.players if p.policy != "focal"}
                                    | {e.policy for e in spec.events if e.policy})
@@ -77,6 +91,9 @@ class ScenarioGame:
         self.base_relation = rel
         self.identities = spec.identities
         self.banners = np.stack([i.banner_vector(self.config.banner_dim) for i in self.identities])
+        O = observation_layout(self.config)
+        self._relation_cols = np.array([O.rows_start + j * len(O.village) + O.village_col(c) for j in range(O.n_rows)
+                                        for c in ("rel_war", "rel_peace", "rel_ally")])
         self.layout_kw = dict(
             player_alliance=np.array([spec.alliance_index(p.alliance) for p in spec.players]),
             villages_per_player=np.array([p.villages for p in spec.players]),
@@ -126,23 +143,54 @@ class ScenarioGame:
 
     # --- observation ---------------------------------------------------------------
     def observe(self):
+        """Observations and masks of the focal seats (also kept as ``self.obs``/``self.mask``).
+
+        When background bots will act on this state, every seat is encoded in one pass
+        (the village-level work is shared) and the bots' part is kept for
+        ``background_actions``. Whoever changes ``self.state`` in place must call
+        ``observe()`` again (as for the focal observation itself)."""
         s = self.state
-        self.mask = action_mask(self.config, s, self.focal, diplomacy=False)
-        self.obs = encode(self.config, s, self.focal)
+        plan = self._bot_plan()
+        if plan:
+            obs = encode(self.bot_config, s, self._view_seats)
+            mask = action_mask(self.bot_config, s, self._view_seats, diplomacy=self._view_diplomacy)
+            self.obs = obs[:, self._focal_pos]
+            if not self.config.relation_in_rows:  # bots always see relations in rows; the focal view may not
+                self.obs[..., self._relation_cols] = 0.0
+            self.mask = mask[:, self._focal_pos]
+            self._bot_view = (s, plan, obs[:, self._bot_pos], mask[:, self._bot_pos])
+        else:
+            self.mask = action_mask(self.config, s, self.focal, diplomacy=False)
+            self.obs = encode(self.config, s, self.focal)
+            self._bot_view = (s, plan, None, None)
         return self.obs, self.mask
+
+    def _bot_plan(self) -> list:
+        """[(policy index, policy, use bool[B, n_bot_seats])]: the bot policies with seats to play
+        (removed seats' commands are ignored and passive bots do nothing: neither is computed)."""
+        s = self.state
+        if not len(self.bot_seats):
+            return []
+        active = s.player_active[:, self.bot_seats]
+        plan = []
+        for k, pol in enumerate(self.policies):
+            if isinstance(pol, NoopPolicy):
+                continue
+            use = (self.seat_policy[:, self.bot_seats] == k) & active  # [B, n]
+            if use.any():
+                plan.append((k, pol, use))
+        return plan
 
     def background_actions(self) -> np.ndarray:
         s = self.state
         actions = np.zeros((self.B, self.P), dtype=np.int64)
-        seats = np.setdiff1d(np.arange(self.P), self.focal)
-        if not len(seats):
-            return actions
-        obs = mask = None
-        active = s.player_active[:, seats]  # removed seats' commands are ignored: do not compute them
-        for k, pol in enumerate(self.policies):
-            use = (self.seat_policy[:, seats] == k) & active  # [B, n]
-            if not use.any() or isinstance(pol, NoopPolicy):
-                continue
+        seats = self.bot_seats
+        view = getattr(self, "_bot_view", None)
+        if view is not None and view[0] is s:
+            _, plan, obs, mask = view
+        else:  # the state was replaced since observe()
+            plan, obs, mask = self._bot_plan(), None, None
+        for k, pol, use in plan:
             if obs is None:
                 obs = encode(self.bot_config, s, seats)
                 mask = action_mask(self.bot_config, s, seats)
