@@ -293,14 +293,17 @@ class ReplayRecorder:
     def __init__(self, config: GameConfig, meta: dict | None = None):
         self.config = config
         self.meta = normalise_meta(config, meta)
-        self._frames: dict[str, list[np.ndarray]] = {name: [] for name, _ in FRAME_ARRAYS}
+        # Per-frame arrays in growing buffers (capacity doubles): recording and reading the
+        # replay so far (a live view does it every step) cost O(new frames), not O(frames).
+        self._buf: dict[str, np.ndarray] | None = None
+        self._n = 0
         self._static: dict[str, np.ndarray] | None = None
         self._events: dict[str, dict[str, list[np.ndarray]]] = {}
         self._prev = None  # previous frame's army arrays (for departure tracking)
 
     @property
     def n_frames(self) -> int:
-        return len(self._frames["tick"])
+        return self._n
 
     def _scalar(self, x, world: int) -> float:
         if x is None:
@@ -323,8 +326,8 @@ class ReplayRecorder:
             self._static = {
                 "pos": s.pos[0], "player_alliance": s.player_alliance[0], "banner": s.banner[0], "home": s.home[0],
             }
-        elif self.n_frames and tick < int(self._frames["tick"][-1]):
-            raise ValueError(f"record: tick went back from {int(self._frames['tick'][-1])} to {tick}")
+        elif self._n and tick < int(self._buf["tick"][self._n - 1]):
+            raise ValueError(f"record: tick went back from {int(self._buf['tick'][self._n - 1])} to {tick}")
 
         # Departure tick and origin of each army's current leg (the engine keeps neither:
         # a returning army has src == dst == home).
@@ -362,9 +365,14 @@ class ReplayRecorder:
             "army_troops": s.army_troops[0], "army_depart": depart, "army_from": origin,
             "reward": self._scalar(reward, world), "intended": self._scalar(intended, world),
         }
-        frame = self.n_frames
-        for name, dtype in FRAME_ARRAYS:
-            self._frames[name].append(np.asarray(values[name]).astype(dtype))
+        frame = self._n
+        if self._buf is None:
+            self._buf = {name: np.empty((16,) + np.shape(values[name]), dtype) for name, dtype in FRAME_ARRAYS}
+        elif frame == len(self._buf["tick"]):
+            self._buf = {name: np.concatenate([b, np.empty_like(b)]) for name, b in self._buf.items()}
+        for name, _ in FRAME_ARRAYS:
+            self._buf[name][frame] = values[name]
+        self._n = frame + 1
 
         if ev is not None:
             for kind_name, cols in ev.to_records().items():
@@ -387,12 +395,14 @@ class ReplayRecorder:
             "meta": np.array(json.dumps(self.meta)),
         }
         for name, dtype in FRAME_ARRAYS:
-            out[name] = np.stack(self._frames[name]).astype(dtype)
+            out[name] = self._buf[name][: self._n]  # a view: later frames go to rows past it
         for name, dtype in STATIC_ARRAYS:
             out[name] = np.asarray(self._static[name]).astype(dtype)
         for kind, table in self._events.items():
             for col, parts in table.items():
-                out[f"event/{kind}/{col}"] = np.concatenate(parts)
+                if len(parts) > 1:
+                    parts[:] = [np.concatenate(parts)]  # keep the joined column: next time only new parts
+                out[f"event/{kind}/{col}"] = parts[0]
         return _with_index(out)
 
     def replay(self) -> Replay:
