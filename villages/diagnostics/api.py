@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,23 @@ def _shorten(spec, episode_length):
     return dataclasses.replace(spec, map=dataclasses.replace(spec.map, episode_length=int(episode_length)))
 
 
+@contextmanager
+def _torch_single_thread():
+    """The assistant's networks are tiny: torch's intra-op threads only add overhead, and
+    on a busy machine they cost 10-100x (thread contention). Restored afterwards."""
+    try:
+        import torch
+    except ImportError:  # scripted bots only
+        yield
+        return
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 def diagnose(policy_or_path, scenario="training", n_episodes: int = 64, seed: int = 0, *, batch_size: int = 256,
              n_boot: int = 1000, fit_boot: int = 200, max_states: int = 3000, n_samples: int = 16,
              episode_length: int | None = None, neutral: str | None = None, novel=None,
@@ -101,6 +119,13 @@ def diagnose(policy_or_path, scenario="training", n_episodes: int = 64, seed: in
     scenario, e.g. ``diverse-training``, also on that one), the counterfactual episode
     probes (same seeds, one change), the observation probes and the value probe on its
     logged states. ``episode_length`` shortens the episodes (tests)."""
+    with _torch_single_thread():
+        return _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fit_boot, max_states,
+                         n_samples, episode_length, neutral, novel, fit_trained_on)
+
+
+def _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fit_boot, max_states, n_samples,
+              episode_length, neutral, novel, fit_trained_on) -> Diagnosis:
     t0 = time.perf_counter()
     spec = _shorten(load(scenario), episode_length)
     policy, meta, name = _load(policy_or_path, spec)
