@@ -201,8 +201,10 @@ def _f(t) -> str:
     return fmt_ci(t)
 
 
-def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: int = 64, seed: int = 0) -> Diagnosis:
-    """``villages diagnose``: print the markdown report section and write it to ``out``.
+def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: int = 64, seed: int = 0,
+                 **kw) -> Diagnosis:
+    """``villages diagnose``: print the markdown report section and write it to ``out``
+    (``kw``: further ``diagnose`` options).
 
     A bad checkpoint or scenario prints ``Error: ...`` on stderr and exits with 2."""
     import typer
@@ -212,7 +214,7 @@ def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: i
     from villages.scenarios.runner import PolicyError
 
     try:
-        d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed)
+        d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed, **kw)
     except (CheckpointError, ScenarioError, PolicyError, ValueError, FileNotFoundError) as e:
         typer.echo(f"Error: {e}", err=True)
         raise typer.Exit(code=2)

@@ -182,6 +182,7 @@ class ModelFit:
     null_space: list[dict]  # {feature: weight} of each direction the data cannot see
     never_chosen: list[str]  # binary features never taken when available (separation)
     boots: np.ndarray = field(default=None, repr=False)  # [n_boot, p] bootstrap estimates
+    null_basis: np.ndarray = field(default=None, repr=False)  # [p, k] directions the data cannot see
 
     @property
     def k(self) -> int:
@@ -208,7 +209,8 @@ class BehaviourFit:
     collinear: list[tuple[str, str]]  # (relation feature, identity feature) equal on every alternative
     identifiable: bool  # relation and identity effects can be told apart in this data
     keyed: str  # "is <keyed identity>"
-    keyed_contrast: tuple | None  # full model: keyed identity minus the mean of the other player identities
+    keyed_contrast: tuple | None  # full model: keyed identity (+ war where collinear) minus the other identities
+    contrast_label: str = ""
     rule: str = ""
 
     def to_dict(self) -> dict:
@@ -217,6 +219,7 @@ class BehaviourFit:
             "n_episodes": self.n_episodes, "identifiable": self.identifiable,
             "collinear": [list(c) for c in self.collinear], "rule": self.rule,
             "keyed_contrast": None if self.keyed_contrast is None else list(self.keyed_contrast),
+            "contrast": self.contrast_label,
             "models": {k: {"loglik": m.loglik, "aic": m.aic,
                            "coef": {n: {"estimate": float(b), "ci95": [float(lo), float(hi)], "identifiable": bool(i)}
                                     for n, b, lo, hi, i in zip(m.names, m.beta, m.lo, m.hi, m.identifiable)},
@@ -270,7 +273,7 @@ def _fit_model(name, data: ChoiceData, names: list[str], cols: np.ndarray, weigh
         col = Z[:, i]
         if np.isin(col, (0.0, 1.0)).all() and col.any() and not chosen[:, i].any():
             never.append(nm)
-    return ModelFit(name, names, beta, lo, hi, ll, ident, combos, null_dirs, never, boots)
+    return ModelFit(name, names, beta, lo, hi, ll, ident, combos, null_dirs, never, boots, null)
 
 
 def fit_behaviour(log: DecisionLog, tools: ObsTools, identities, keyed_name: str, scenario: str,
@@ -304,21 +307,35 @@ def fit_behaviour(log: DecisionLog, tools: ObsTools, identities, keyed_name: str
     fm = models["full"]
     war_ok = "war" in fm.names and bool(fm.identifiable[fm.names.index("war")])
     identifiable = war_ok and not any(r == "war" for r, _ in collinear)
-    contrast = None
-    if keyed_name in fm.names and war_ok and fm.identifiable[fm.names.index(keyed_name)]:
-        others = [n for n in fm.names if n.startswith("is ") and n not in (keyed_name, "is unknown identity")
-                  and fm.identifiable[fm.names.index(n)]]
-        if others:
-            c = np.zeros(len(fm.names))
-            c[fm.names.index(keyed_name)] = 1.0
-            for n in others:
-                c[fm.names.index(n)] = -1.0 / len(others)
-            v = fm.boots @ c
-            contrast = (float(fm.beta @ c), float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
+    contrast, label = None, ""
+    if keyed_name in fm.names:
+        # identifiable: keyed identity - mean(other identities); collinear with war: (war + keyed) - mean(others)
+        plus = [keyed_name] + (["war"] if (("war", keyed_name) in collinear) else [])
+        contrast = _contrast(fm, plus)
+        label = " + ".join(f"`{p}`" for p in reversed(plus)) + " minus the mean of the other identities"
     n_att = int((data.choice < data.X.shape[1] - 1).sum())
-    fit = BehaviourFit(scenario, data.n, n_att, data.n_episodes, models, collinear, identifiable, keyed_name, contrast)
+    fit = BehaviourFit(scenario, data.n, n_att, data.n_episodes, models, collinear, identifiable, keyed_name, contrast,
+                       label)
     fit.rule = describe(fit)
     return fit
+
+
+def _contrast(fm: ModelFit, plus: list[str]):
+    """sum(beta[plus]) - mean(beta of the other identities), with its bootstrap CI, if estimable."""
+    others = [n for n in fm.names if n.startswith("is ") and n not in plus and n != "is unknown identity"
+              and fm.identifiable[fm.names.index(n)]]
+    if not others or any(p not in fm.names for p in plus):
+        return None
+    c = np.zeros(len(fm.names))
+    for p in plus:
+        c[fm.names.index(p)] = 1.0
+    for n in others:
+        c[fm.names.index(n)] = -1.0 / len(others)
+    Z = fm.null_basis
+    if Z is not None and Z.size and np.abs(c @ Z).max() > 1e-6:
+        return None  # not estimable
+    v = fm.boots @ c
+    return (float(fm.beta @ c), float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
 
 
 def _sig(t) -> bool:
@@ -343,9 +360,11 @@ def describe(fit: BehaviourFit) -> str:
              f"every alternative).")
         if combo is not None:
             t = (combo["estimate"], *combo["ci95"])
-            s += (f" The agent attacks the rows that are both at war and {keyed}: combined {_c(t)} log-odds versus "
-                  f"not attacking; whether it is the relation or the identity that it keys on cannot be told from "
-                  f"these decisions (see the probes).")
+            s += f" Rows that are both at war and {keyed}: {_c(t)} log-odds versus not attacking"
+            if fit.keyed_contrast is not None:
+                s += f", {_c(fit.keyed_contrast)} versus the other identities"
+            s += (f". The agent targets the enemy, but whether it keys on the relation or on the identity cannot be "
+                  f"told from these decisions (see the probes).")
         parts.append(s)
     else:
         war = fm.coef("war")
@@ -357,7 +376,7 @@ def describe(fit: BehaviourFit) -> str:
         k_sig = fit.keyed_contrast is not None and fit.keyed_contrast[1] > 0
         k_small = fit.keyed_contrast is None or abs(fit.keyed_contrast[0]) < 0.25 * abs(war[0])
         if w_sig and (not k_sig or k_small):
-            parts.append(f"Inferred rule: attack whoever is at war with me, whatever its identity.")
+            parts.append("Inferred rule: attack whoever is at war with me, whatever its identity.")
         elif k_sig and not w_sig:
             parts.append(f"Inferred rule: attack {keyed}, whatever the relation.")
         elif k_sig and w_sig:

@@ -41,7 +41,7 @@ def _fit_section(f) -> list[str]:
     elif fm.null_space:
         lines.append(f"*Null space of the design:* {fm.null_space}.")
     if f.keyed_contrast is not None:
-        lines.append(f"*Identity contrast:* `{f.keyed}` minus the mean of the other identities "
+        lines.append(f"*Contrast:* {f.contrast_label}: "
                      f"{f.keyed_contrast[0]:+.2f} [{f.keyed_contrast[1]:+.2f}, {f.keyed_contrast[2]:+.2f}].")
     mrows = [[k, f"{m.loglik:.1f}", f"{m.aic:.1f}", m.k] for k, m in f.models.items()]
     lines += [""] + _table(["model", "log-likelihood", "AIC", "estimable parameters"], mrows) + [""]
