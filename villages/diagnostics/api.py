@@ -181,8 +181,7 @@ def _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fi
         evidence.append(f"value probe: (V(enemy wears {roles.novel.name}) - V(no enemy)) / (V(enemy wears "
                         f"{roles.keyed.name}) - V(no enemy)) = {_f(val.gap['novel'])} (corroborating only)")
     for f in fits:
-        evidence.append(f"behavioural fit on {f.scenario}: " + ("identifiable" if f.identifiable else
-                                                                "not identifiable (identity and relation collinear)"))
+        evidence.append(f"behavioural fit on {f.scenario}: {f.headline} (corroborating only)")
     settings = {"relation_in_rows": bool(config.relation_in_rows), "banner_scale": float(config.banner_scale),
                 "episode_length": int(config.episode_length), "n_boot": n_boot, "fit_boot": fit_boot,
                 "n_states": len(states.log), "n_samples": n_samples if not has_critic(policy) else None,

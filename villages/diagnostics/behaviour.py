@@ -213,6 +213,20 @@ class BehaviourFit:
     contrast_label: str = ""
     rule: str = ""
 
+    @property
+    def headline(self) -> str:
+        """One line for the verdict's evidence."""
+        if self.n_attacks == 0:
+            return "no attacks to explain"
+        if not self.identifiable:
+            return "not identifiable (identity and relation are collinear)"
+        fm = self.models["full"]
+        s = f"identifiable; war {_c(fm.coef('war'))}"
+        if self.keyed_contrast is not None:
+            s += f", {self.keyed.removeprefix('is ')} vs other identities {_c(self.keyed_contrast)}"
+        rule = self.rule.split("Inferred rule: ", 1)
+        return s + (f" -> {rule[1].split('.')[0]}" if len(rule) == 2 else "")
+
     def to_dict(self) -> dict:
         return {
             "scenario": self.scenario, "n_decisions": self.n_decisions, "n_attacks": self.n_attacks,
