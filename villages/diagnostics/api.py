@@ -182,6 +182,9 @@ def _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fi
                         f"{roles.keyed.name}) - V(no enemy)) = {_f(val.gap['novel'])} (corroborating only)")
     for f in fits:
         evidence.append(f"behavioural fit on {f.scenario}: {f.headline} (corroborating only)")
+    if spec.tags and "train" not in spec.tags:
+        evidence.append(f"warning: scenario {spec.name!r} is not tagged as a training scenario (tags: "
+                        f"{', '.join(spec.tags)}); the verdict is meant to use training-distribution data only")
     settings = {"relation_in_rows": bool(config.relation_in_rows), "banner_scale": float(config.banner_scale),
                 "episode_length": int(config.episode_length), "n_boot": n_boot, "fit_boot": fit_boot,
                 "n_states": len(states.log), "n_samples": n_samples if not has_critic(policy) else None,
