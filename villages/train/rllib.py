@@ -159,12 +159,21 @@ def _logs_into(path: Path):
     outside Tune; put it into the run's output instead."""
     from ray.tune.trainable import trainable as _trainable
 
+    path = Path(path)
+    existed = path.exists()
+    before = set(path.iterdir()) if existed else set()
     old = _trainable.DEFAULT_STORAGE_PATH
     _trainable.DEFAULT_STORAGE_PATH = str(path)
     try:
         yield
     finally:
         _trainable.DEFAULT_STORAGE_PATH = old
+        if path.is_dir():  # RLlib leaves empty per-Algorithm log dirs there: tidy them away
+            for d in set(path.iterdir()) - before:
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            if not existed and not any(path.iterdir()):
+                path.rmdir()
 
 
 # --- spec / sizes --------------------------------------------------------------------------------
