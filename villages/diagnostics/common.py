@@ -272,6 +272,7 @@ def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -
     w = episode_weights(len(num), n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (w @ num) / (w @ den)
+    boot[~np.isfinite(boot)] = np.nan  # resamples without any baseline event
     a = (1 - level) / 2
     lo, hi = np.nanquantile(boot, [a, 1 - a])
     return (est, float(lo), float(hi))
@@ -294,6 +295,7 @@ def diff_ci(num_a, den_a, num_b, den_b, n_boot: int = 2000, seed: int = 0, level
     w = episode_weights(len(arrs[0]), n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (w @ arrs[2]) / (w @ arrs[3]) - (w @ arrs[0]) / (w @ arrs[1])
+    boot[~np.isfinite(boot)] = np.nan
     a = (1 - level) / 2
     lo, hi = np.nanquantile(boot, [a, 1 - a])
     return (est, float(lo), float(hi))
