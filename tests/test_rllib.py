@@ -151,3 +151,17 @@ def test_tune_grid_of_native_runs(ray_local, tmp_path):
     again = run_grid_on_ray(configs, tmp_path / "agents", names=["s0", "s1"], verbose=0)
     assert all(r.get("reused") for r in again)
     assert [r["final"] for r in again] == [r["final"] for r in res]
+
+
+def test_tune_trial_on_another_node_comes_home(ray_local, tmp_path):
+    """A trial on a node other than the driver's trains in its Tune working dir and its run
+    dir comes back through Tune's storage (simulated: the driver claims another node id)."""
+    from villages.experiments.ray_sweep import run_grid_on_ray
+
+    [r] = run_grid_on_ray([dict(seed=2, total_steps=1024, num_worlds=16, num_steps=16)], tmp_path / "agents",
+                          names=["far"], verbose=0, storage_path=str(tmp_path / "shared"), _driver_node="elsewhere")
+    assert r["error"] is None and r["node"] == "remote"
+    run = tmp_path / "agents" / "far"
+    assert r["final"] == str(run / "final.pt") and (run / "final.pt").is_file() and (run / "metrics.jsonl").is_file()
+    assert json.loads((run / "done.json").read_text())["final"] == str(run / "final.pt")
+    assert r["last"]["global_step"] == 1024

@@ -74,7 +74,7 @@ def _trial(config, specs, out_dir, driver_node, train_fn):
 def run_grid_on_ray(configs: list[dict], out_dir, address: str | None = None, train_fn=native_train,
                     names: list[str] | None = None, cpus_per_trial: float = 1, max_concurrent: int | None = None,
                     storage_path: str | None = None, runtime_env: dict | None = None, num_cpus: int | None = None,
-                    verbose: int = 1, log=print) -> list[dict]:
+                    verbose: int = 1, log=print, _driver_node: str | None = None) -> list[dict]:
     """Run every config (``villages.train.ppo.Args`` fields) as one Ray Tune trial.
 
     ``names``: run-directory names under ``out_dir`` (default: index-scenario-fraction-seed).
@@ -84,6 +84,10 @@ def run_grid_on_ray(configs: list[dict], out_dir, address: str | None = None, tr
     Returns, in the order of ``configs``, one dict per trial: ``name``, ``out`` (run dir on
     this machine), ``final`` (its final.pt), ``last`` (last metrics row with episode stats),
     ``seconds``, ``args``, ``error`` (None, or the trial's error message).
+    ``storage_path``: where Tune keeps its experiment state and the run dirs of trials on
+    other nodes (default: ``$VILLAGES_RAY_STORAGE``, else ``out_dir/_tune``); on a multi-node
+    cluster it must be a shared filesystem path or a cloud URI. ``_driver_node`` (tests):
+    pretend the driver runs on that node, so every trial takes the other-node path.
     """
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,13 +106,13 @@ def run_grid_on_ray(configs: list[dict], out_dir, address: str | None = None, tr
     if todo:
         log(f"ray tune: {len(todo)} trials ({len(configs) - len(todo)} reused) -> {out_dir}")
         for i, res in _run_tune(configs, names, todo, out_dir, address, train_fn, cpus_per_trial, max_concurrent,
-                                storage_path, runtime_env, num_cpus, verbose):
+                                storage_path, runtime_env, num_cpus, verbose, _driver_node):
             results[i] = res
     return results
 
 
 def _run_tune(configs, names, todo, out_dir, address, train_fn, cpus_per_trial, max_concurrent, storage_path,
-              runtime_env, num_cpus, verbose):
+              runtime_env, num_cpus, verbose, driver_node=None):
     import ray
     from ray import tune
 
@@ -117,10 +121,10 @@ def _run_tune(configs, names, todo, out_dir, address, train_fn, cpus_per_trial, 
     if address is not None and runtime_env is None and os.environ.get("VILLAGES_RAY_SHIP_CODE", "1") != "0":
         runtime_env = project_runtime_env()
     specs = [(n, dict(c)) for n, c in zip(names, configs)]
-    storage = storage_path or str(out_dir / "_tune")
+    storage = storage_path or os.environ.get("VILLAGES_RAY_STORAGE") or str(out_dir / "_tune")
     exp_name = f"grid-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     with ray_session(address, num_cpus=num_cpus, runtime_env=runtime_env), _logs_into(out_dir / "_tune"):
-        driver_node = ray.get_runtime_context().get_node_id()
+        driver_node = driver_node or ray.get_runtime_context().get_node_id()
         trainable = tune.with_resources(
             tune.with_parameters(_trial, specs=specs, out_dir=str(out_dir), driver_node=driver_node,
                                  train_fn=train_fn),
