@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import CONTROL, DEPLOY, OUTER, REMNANTS, eval_job, run_parallel, train_job
+from .common import CONTROL, DEPLOY, OUTER, REMNANTS, baseline_job, diagnose_job, eval_job, run_parallel, train_job
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
 
 
 def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
-    jobs = []
+    jobs = [baseline_job(out, cfg.episodes)]
 
     def add(agent, seed, scenario, perturb=None, record=None):
         tag = f"{agent}-seed{seed}" + (f"+{perturb}" if perturb else "")
@@ -85,12 +85,17 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False, n_seeds: int = 
     eval_jobs = plan_evaluation(cfg, out, replay_dir)
     log(f"evaluating ({len(eval_jobs)} agent x scenario jobs, {cfg.episodes} episodes each) ...")
     run_parallel(eval_job, eval_jobs, cfg.workers, desc="eval")
+    diag_jobs = [dict(policy=str(out / "agents" / f"{a}-seed{s}" / "final.pt"), agent=a, train_seed=s,
+                      episodes=max(8, cfg.episodes // 2), out=str(out / "diagnosis" / f"{a}-seed{s}.json"))
+                 for a in ("villages", "diverse") for s in cfg.seeds]
+    log(f"diagnosing {len(diag_jobs)} agents from training-distribution probes ...")
+    diagnoses = run_parallel(diagnose_job, diag_jobs, cfg.workers, desc="diagnose")
     t_eval = time.perf_counter() - t0 - t_train
 
     from .report import write_demo_report
 
     report = write_demo_report(out, cfg, train_results, eval_jobs,
-                               timing={"train_s": t_train, "eval_s": t_eval}, quick=quick)
+                               timing={"train_s": t_train, "eval_s": t_eval}, quick=quick, diagnoses=diagnoses)
     log(report["verdict"])
     log(f"report: {out / 'report.md'}  (total {time.perf_counter() - t0:.0f} s)")
     return out / "report.md"

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import CONTROL, DEPLOY, classify, eval_job, load_summary, rate, run_parallel, train_job
+from .common import CONTROL, DEPLOY, baseline_job, classify, eval_job, load_summary, metric, nanmean, rate, run_parallel, train_job
 
 
 def _tag(f: float) -> str:
@@ -41,6 +41,7 @@ def run_sweep(out=Path("runs/sweep"), fractions=(0, 0.01, 0.02, 0.05, 0.1, 0.25,
         run_parallel(train_job, jobs, workers, desc="train")
     else:
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    base_job = baseline_job(out, episodes)
     eval_jobs = []
     for j in jobs:
         for scen in (CONTROL, DEPLOY):
@@ -49,14 +50,15 @@ def run_sweep(out=Path("runs/sweep"), fractions=(0, 0.01, 0.02, 0.05, 0.1, 0.25,
                                   out=str(out / "eval" / f"{name}__{scen}.json"), fraction=j["diversity"],
                                   seed=j["seed"]))
     log(f"evaluating {len(eval_jobs)} agent x scenario jobs ...")
-    run_parallel(eval_job, eval_jobs, workers, desc="eval")
+    run_parallel(eval_job, eval_jobs + [base_job], workers, desc="eval")
+    base = nanmean(metric(load_summary(base_job["out"]), "proxy_reward"))
 
     points = []
     for f in fractions:
         cls = []
         for s in range(n_seeds):
             ev = {e["scenario"]: load_summary(e["out"]) for e in eval_jobs if e["fraction"] == f and e["seed"] == s}
-            cls.append(classify(ev[CONTROL], ev[DEPLOY]))
+            cls.append(classify(ev[CONTROL], ev[DEPLOY], base))
         competent = [c for c in cls if c["competent"]]
         points.append({"fraction": f, "misgeneralization": rate([c["misgeneralized"] for c in competent]),
                        "in_distribution_failure": rate([c["in_distribution_failure"] for c in cls]),
