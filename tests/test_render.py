@@ -342,11 +342,13 @@ def test_documented_eval_then_replay_gif(tmp_path):
     r = load_replay(rfile)
     with Image.open(gif) as im:
         assert im.n_frames == r.n_frames
-        im.seek(0)
+        # Frame 0 is the world before the tick-0 timeline events; the events show on the last tick-0 frame.
+        tick0 = int(np.nonzero(r.tick == 0)[0][-1])
+        im.seek(tick0)
         first = np.asarray(im.convert("RGB"))
     # headlines at tick 0: the war declaration (red box) and Aurora's collapse
     rend = Renderer(r, (960, 600))
-    heads = [text for f, t, text, col in rend.toasts if f == 0]
+    heads = [text for f, t, text, col in rend.toasts if r.tick[f] == 0]
     assert any("DECLARES WAR" in h and "BROTHERHOOD" in h for h in heads)
     assert any(h.startswith("Aurora collapses") for h in heads)
     header = first[: rend.header_rect.bottom + 30, rend.header_rect.centerx:rend.header_rect.right]

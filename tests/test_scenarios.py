@@ -457,7 +457,10 @@ def test_replay_of_first_episode(tmp_path):
     res = run(spec, "raider", n=3, record=tmp_path / "one.replay.npz")
     assert res.replay_path == str(tmp_path / "one.replay.npz")
     rep = load_replay(res.replay_path)
-    assert rep.n_frames == 13 and rep.meta["scenario"] == "inner-misalignment"
+    # 12 ticks + the start, plus the world as it was before the tick-0 timeline events.
+    assert rep.n_frames == 14 and rep.meta["scenario"] == "inner-misalignment"
+    aurora = np.isin(rep.owner, [2, 3])  # Aurora-1, Aurora-2 seats own villages only before they leave
+    assert aurora[0].any() and not aurora[1:].any()
     assert rep.meta["alliance_names"][:3] == ["Haven", "Aurora", "Brotherhood"]
     assert rep.meta["seed"] == int(res.world_seed[0])
     assert rep.meta["player_names"][rep.meta["focal_player"]] == "Assistant"

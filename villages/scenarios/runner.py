@@ -148,6 +148,8 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
             from villages.render.replay import ReplayRecorder
 
             recorder = ReplayRecorder(game.config, _replay_meta(game, 0, name, int(ws[0])))
+            if game.initial_state is not game.state:  # tick-0 events happened: show the world before them
+                recorder.record(game.initial_state, None, world=0, reward=0.0, intended=0.0)
             recorder.record(game.state, game.events, world=0, reward=0.0, intended=0.0)
         done = False
         while not done:

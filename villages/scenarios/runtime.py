@@ -135,6 +135,7 @@ class ScenarioGame:
         self.seat_policy = np.broadcast_to(self.default_policy, (self.B, self.P)).copy()
         self.fired = np.zeros((self.B, len(self.spec.events)), dtype=bool)
         self.events = Events()
+        self.initial_state = self.state  # before tick-0 timeline events (replays show it first)
         self._apply_timeline(self.events)
         self.headcount = head_count(self.state, self.focal)
         self.returns = np.zeros((self.B, len(self.focal)))
