@@ -268,14 +268,16 @@ def _build_classes():
             pz = parallel_env(scenario=spec, agents="focal", config=env_config.get("config"),
                               invalid_action="raise")
             super().__init__(pz)
-            stream = [int(env_config.get("seed", 0)), int(getattr(env_config, "worker_index", 0)),
-                      int(getattr(env_config, "vector_index", 0))]
-            self._rng = np.random.default_rng(stream)
+            self._stream = [int(env_config.get("seed", 0)), int(getattr(env_config, "worker_index", 0))]
+            self._rng = np.random.default_rng(self._stream + [int(getattr(env_config, "vector_index", 0))])
             self._intended = 0.0
 
         def reset(self, *, seed=None, options=None):
             if seed is not None:
-                self._rng = np.random.default_rng(int(seed))
+                # RLlib seeds sub-env i of runner w with config.seed + w + i, which collides
+                # across runners and training seeds: key the episode stream on
+                # (training seed, runner, that number) instead.
+                self._rng = np.random.default_rng(self._stream + [int(seed)])
             self._intended = 0.0
             return super().reset(seed=int(self._rng.integers(2**31)), options=options)
 
@@ -450,7 +452,7 @@ def _train_loop(algo, args, out, spec, log) -> Path:
             learner = _get(result, LEARNER_RESULTS, MODULE_ID, default={}) or {}
             row = {"update": it, "global_step": steps, "charts/SPS": round(steps / (time.perf_counter() - t0), 1),
                    "losses/policy_loss": learner.get("policy_loss"), "losses/value_loss": learner.get("vf_loss"),
-                   "losses/entropy": learner.get("entropy"), "losses/approx_kl": learner.get("mean_kl_loss"),
+                   "losses/entropy": learner.get("entropy"),
                    "charts/learning_rate": learner.get("default_optimizer_learning_rate")}
             ret = env.get("episode_return_mean")
             if ret is not None and not (isinstance(ret, float) and np.isnan(ret)):
