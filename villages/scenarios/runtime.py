@@ -153,7 +153,9 @@ class ScenarioGame:
         s = self.state
         plan = self._bot_plan()
         if plan:
-            obs = encode(self.bot_config, s, self._view_seats)
+            buf = getattr(self, "_view_buf", None)  # reused: the bots' part is read before the next observe()
+            obs = self._view_buf = encode(self.bot_config, s, self._view_seats,
+                                          out=buf if buf is not None and buf.shape[0] == self.B else None)
             mask = action_mask(self.bot_config, s, self._view_seats, diplomacy=self._view_diplomacy)
             self.obs = obs[:, self._focal_pos]
             if not self.config.relation_in_rows:  # bots always see relations in rows; the focal view may not
