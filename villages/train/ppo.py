@@ -171,9 +171,9 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
             obs_buf[t], mask_buf[t], done_buf[t] = next_obs, next_mask, next_done
             with torch.no_grad():
                 logits, value = net(next_obs)
-                dist = torch.distributions.Categorical(logits=masked_logits(logits, next_mask))
-                action = dist.sample()
-            act_buf[t], logp_buf[t], val_buf[t] = action, dist.log_prob(action), value
+                logp_all, _ = log_policy(logits, next_mask)
+                action = sample_gumbel(logp_all)
+            act_buf[t], logp_buf[t], val_buf[t] = action, logp_all.gather(-1, action[:, None])[:, 0], value
             obs, mask, reward, done, info = game.step(action.numpy().reshape(args.num_worlds, F))
             rew_buf[t] = torch.as_tensor(reward.reshape(n))
             attacks += info["counts"]["attacks"].sum(), info["counts"]["attacks_on_enemy"].sum()
@@ -214,8 +214,8 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
             for s in range(0, args.batch_size, args.minibatch_size):
                 mb = torch.as_tensor(idx[s : s + args.minibatch_size])
                 logits, value = net(b_obs[mb])
-                dist = torch.distributions.Categorical(logits=masked_logits(logits, b_mask[mb]))
-                logp = dist.log_prob(b_act[mb])
+                logp_all, probs = log_policy(logits, b_mask[mb], with_probs=True)
+                logp = logp_all.gather(-1, b_act[mb][:, None])[:, 0]
                 ratio = (logp - b_logp[mb]).exp()
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - (logp - b_logp[mb])).mean()
@@ -224,7 +224,7 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                 a = (a - a.mean()) / (a.std() + 1e-8)
                 pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
                 v_loss = 0.5 * ((value - b_ret[mb]) ** 2).mean()
-                entropy = dist.entropy().mean()
+                entropy = -(probs * logp_all).sum(-1).mean()
                 loss = pg_loss - args.ent_coef * entropy + args.vf_coef * v_loss
                 optimizer.zero_grad()
                 loss.backward()
@@ -261,6 +261,25 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     except Exception as e:  # a plotting failure must never lose a trained model
         log(f"warning: could not plot the training curve: {e}")
     return final
+
+
+def log_policy(logits: torch.Tensor, mask: torch.Tensor, with_probs: bool = False):
+    """(log-probabilities, probabilities or None) of the masked categorical policy.
+
+    The same distribution as ``torch.distributions.Categorical(logits=masked_logits(..))``,
+    computed with the fused log_softmax/softmax kernels: the masked logits (-1e9) send
+    ``exp`` (used by Categorical's logsumexp and its backward) down a slow path (about
+    10x), while the fused kernels handle them at full speed."""
+    z = masked_logits(logits, mask)
+    return torch.log_softmax(z, -1), (torch.softmax(z, -1) if with_probs else None)
+
+
+def sample_gumbel(logp: torch.Tensor) -> torch.Tensor:
+    """One action per row by the Gumbel-max trick (argmax of log-probability plus Gumbel
+    noise from the torch generator): exactly a categorical sample, cheaper than
+    ``torch.multinomial``. Masked actions (log-probability about -1e9) never win."""
+    u = torch.rand_like(logp).clamp_(min=1e-12)
+    return (logp - torch.log(-torch.log(u))).argmax(-1)
 
 
 def _levy_share(game: ScenarioGame) -> float:
