@@ -104,35 +104,52 @@ def test_ray_is_not_imported_by_the_local_path():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_rllib_cli_train_export_and_evaluate(ray_local, tmp_path):
-    """`villages train --backend rllib` on the running local Ray (one remote env runner),
-    export to the project format, load without Ray, evaluate with the scenario runner."""
-    from typer.testing import CliRunner
-
-    from villages.cli import app
+def test_rllib_train_export_and_evaluate(ray_local, tmp_path):
+    """A few RLlib PPO iterations on the running local Ray (one remote env runner), export
+    to the project format, load without Ray, evaluate with the scenario runner."""
     from villages.policies import load_policy
     from villages.policies.neural import NeuralPolicy, read_checkpoint
     from villages.scenarios.runner import run_episodes
+    from villages.train.rllib import RLlibArgs, train
 
     out = tmp_path / "rl"
-    res = CliRunner().invoke(app, ["train", "--backend", "rllib", "--scenario", "training", "--steps", "300",
-                                   "--num-env-runners", "1", "--seed", "1", "--out", str(out)])
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    final = out / "final.pt"
-    assert final.is_file() and (out / "args.json").is_file()
+    args = RLlibArgs(scenario="training", seed=1, total_steps=384, train_batch_size=128, minibatch_size=64,
+                     num_epochs=1, num_env_runners=1, num_envs_per_env_runner=2, checkpoint_every=2, progress=False)
+    final = train(args, out, log=lambda *_: None)
+    assert final == out / "final.pt" and final.is_file() and (out / "checkpoint.pt").is_file()
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert rows and rows[-1]["global_step"] >= 300 and rows[-1]["charts/SPS"] > 0
+    assert [r["update"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["global_step"] >= 384 and rows[-1]["charts/SPS"] > 0
+    assert all(np.isfinite(r["losses/policy_loss"]) for r in rows)
     meta = read_checkpoint(final)["meta"]
     assert meta["backend"] == "rllib" and meta["arch"] == "entity" and meta["scenario"] == "training"
     assert meta["step"] == rows[-1]["global_step"] and meta["seed"] == 1
     cfg = game_config(load("training"))
     assert (meta["n_rows"], meta["n_alliances"], meta["banner_dim"]) == (cfg.n_rows, cfg.n_alliances, cfg.banner_dim)
+    # trained: the exported weights are not the ones the periodic export saw first
+    first = read_checkpoint(out / "checkpoint.pt")["model"]
+    last = read_checkpoint(final)["model"]
+    assert any(not np.array_equal(first[k].numpy(), last[k].numpy()) for k in last)
     pol = load_policy(final)
     assert isinstance(pol, NeuralPolicy)
     r = run_episodes("training", pol, n_episodes=4, seed=0)
     assert r.n_episodes == 4 and np.isfinite(r["intended"]).all()
     # the runner also accepts the path (as `villages eval` does)
     assert run_episodes("training", str(final), n_episodes=2, seed=0).n_episodes == 2
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_rllib_cli(ray_local, tmp_path):
+    """`villages train --backend rllib` (sampling in the driver)."""
+    from typer.testing import CliRunner
+
+    from villages.cli import app
+
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["train", "--backend", "rllib", "--scenario", "training", "--steps", "100",
+                                   "--num-env-runners", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert (out / "final.pt").is_file() and f"wrote {out / 'final.pt'}" in res.output
 
 
 def test_tune_grid_of_native_runs(ray_local, tmp_path):
