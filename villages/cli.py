@@ -44,11 +44,16 @@ def train(
     out: Path = typer.Option(Path("runs/train")),
     resume: bool = typer.Option(False, help="resume from the last checkpoint in --out"),
     backend: str = typer.Option("native", help="native | rllib"),
-    num_env_runners: int = typer.Option(2, help="rllib only"),
+    num_env_runners: int = typer.Option(0, help="rllib only: remote env runners (0 = sample in the driver; "
+                                            "fastest on a 2-core machine)"),
     address: Optional[str] = typer.Option(None, help="rllib only: an existing Ray cluster"),
 ):
     """Train the assistant with PPO."""
+    if backend not in ("native", "rllib"):
+        raise typer.BadParameter(f"--backend must be native or rllib, got {backend!r}")
     if backend == "rllib":
+        if resume:
+            raise typer.BadParameter("--resume is for the native trainer; an RLlib run restarts from scratch")
         from villages.train.rllib import cli_train
 
         cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out,

@@ -35,8 +35,12 @@ def run_sweep(out=Path("runs/sweep"), fractions=(0, 0.01, 0.02, 0.05, 0.1, 0.25,
     if backend == "ray":
         from .ray_sweep import run_grid_on_ray
 
-        run_grid_on_ray([{k: v for k, v in j.items() if k != "out"} for j in jobs], out / "agents", address=address,
-                        names=[Path(j["out"]).name for j in jobs])
+        results = run_grid_on_ray([{k: v for k, v in j.items() if k != "out"} for j in jobs], out / "agents",
+                                  address=address, names=[Path(j["out"]).name for j in jobs])
+        failed = [r for r in results if r.get("error")]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(results)} Ray trials failed; first: {failed[0]['name']}: "
+                               f"{failed[0]['error']}")
     elif backend == "local":
         run_parallel(train_job, jobs, workers, desc="train")
     else:
