@@ -24,26 +24,11 @@ DEFAULT_SIZE = (960, 600)
 
 
 def env_meta(env) -> dict:
-    """Replay metadata for the env's current episode: alliance names/tags/colours as the
-    world shows them (identities can be swapped per episode), players, the focal player."""
-    spec, game = env.spec, env.game
-    identity = game.identity[0] if getattr(game, "identity", None) is not None else range(len(spec.alliances))
-    ident = [spec.identities[int(i)] for i in identity]
-    focal = spec.focal_players
-    return {
-        "scenario": spec.name,
-        "alliance_names": [i.name for i in ident],
-        "alliance_tags": [i.tag or i.name[:3].upper() for i in ident],
-        "alliance_colours": [list(i.rgb()) for i in ident],
-        "player_names": list(spec.player_names),
-        "focal_player": int(focal[0]) if len(focal) else 0,
-        "episode_length": int(env.config.episode_length),
-        "reward_name": f"reward ({spec.objective})",
-        "intended_name": "intended",
-        "objective": spec.objective,
-        "agents": list(env.possible_agents),
-        "seed": None if env._np_random_seed is None else int(env._np_random_seed),
-    }
+    """Replay metadata for the env's current episode (the runner's, plus the agents and seed)."""
+    from villages.scenarios.runner import replay_meta
+
+    seed = None if env._np_random_seed is None else int(env._np_random_seed)
+    return replay_meta(env.game, 0, agents=list(env.possible_agents), seed=seed)
 
 
 def start_recording(env) -> ReplayRecorder:

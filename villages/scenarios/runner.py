@@ -92,22 +92,23 @@ def config_for_policy(spec, policy, config):
     return dataclasses.replace(config, **over)
 
 
-def _replay_meta(game: ScenarioGame, world: int, policy: str, world_seed: int) -> dict:
+def replay_meta(game: ScenarioGame, world: int = 0, **extra) -> dict:
+    """Replay metadata of one world: alliance names/tags/colours as that world shows them
+    (diversity can swap identities per episode), players, the focal player, the objective."""
     spec = game.spec
-    ident = [spec.identities[i] for i in game.identity[world]]
+    ident = [spec.identities[int(i)] for i in game.identity[world]]
     return {
         "scenario": spec.name,
         "alliance_names": [i.name for i in ident],
         "alliance_tags": [i.tag or i.name[:3].upper() for i in ident],
         "alliance_colours": [list(i.rgb()) for i in ident],
         "player_names": list(spec.player_names),
-        "focal_player": int(game.focal[0]) if len(game.focal) else 0,
+        "focal_player": int(spec.focal_players[0]) if len(spec.focal_players) else 0,
         "episode_length": int(game.config.episode_length),
         "reward_name": f"reward ({spec.objective})",
         "intended_name": "intended",
         "objective": spec.objective,
-        "policy": policy,
-        "seed": int(world_seed),
+        **extra,
     }
 
 
@@ -147,7 +148,7 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
         if record is not None and start == 0:
             from villages.render.replay import ReplayRecorder
 
-            recorder = ReplayRecorder(game.config, _replay_meta(game, 0, name, int(ws[0])))
+            recorder = ReplayRecorder(game.config, replay_meta(game, 0, policy=name, seed=int(ws[0])))
             if game.initial_state is not game.state:  # tick-0 events happened: show the world before them
                 recorder.record(game.initial_state, None, world=0, reward=0.0, intended=0.0)
             recorder.record(game.state, game.events, world=0, reward=0.0, intended=0.0)
