@@ -94,6 +94,15 @@ class Results:
         return {k: v / max(n, 1) for k, v in total.items() if v > 0}
 
 
+def _save(fig, out: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
 def _plots(out: Path, cfg, res: Results, train_results) -> dict:
     import matplotlib
 
@@ -120,10 +129,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
         ax.set_xlabel("env-steps")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "training_curves.png", dpi=90)
-    plt.close(fig)
-    plots["training_curves"] = "training_curves.png"
+    plots["training_curves"] = _save(fig, out, "training_curves.png")
 
     # 2. army composition on outer-misalignment
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -138,10 +144,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
     ax.set_yticks([0, 1], ["troops agent", "villages agent"])
     ax.set_xlabel("troops at the end of outer-misalignment (mean per episode)")
     ax.legend(ncol=5, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "army_composition.png", dpi=90)
-    plt.close(fig)
-    plots["army_composition"] = "army_composition.png"
+    plots["army_composition"] = _save(fig, out, "army_composition.png")
 
     # 3. attacks by target identity x relation
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
@@ -157,10 +160,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
         ax.set_title(scen)
     axes[0].set_ylabel("attacks per episode")
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "attacks_by_target.png", dpi=90)
-    plt.close(fig)
-    plots["attacks_by_target"] = "attacks_by_target.png"
+    plots["attacks_by_target"] = _save(fig, out, "attacks_by_target.png")
 
     # 4. villages held over time in deployment
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -179,10 +179,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
     ax.set_title("inner-misalignment: Brotherhood at war")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "villages_held.png", dpi=90)
-    plt.close(fig)
-    plots["villages_held"] = "villages_held.png"
+    plots["villages_held"] = _save(fig, out, "villages_held.png")
     return plots
 
 
