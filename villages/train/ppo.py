@@ -7,6 +7,14 @@ background bots. Rollouts are read straight from the engine's arrays (no per-age
 dicts). Every logged number is named: ``charts/*``, ``losses/*``. A run directory
 holds ``args.json``, ``metrics.jsonl``, ``checkpoint.pt`` (latest, for --resume),
 ``final.pt`` and ``curve.png``.
+
+Two processes share the work (``processes=2``, the default): a helper process steps
+three quarters of the worlds while this one runs the policy on all of them and steps
+the rest, and in the update each computes the gradient of half of every minibatch
+(with the same, shared parameters; this process adds the two and takes the optimizer
+step). Rollouts, sampling and every logged episode number are exactly those of one
+process; the gradients differ from a one-process run only by rounding. Same seed and
+same ``processes`` => same final weights. ``processes=1`` runs everything here.
 """
 
 from __future__ import annotations
@@ -64,7 +72,10 @@ class Args:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     threads: int = 1
-    """torch intra-op threads (the engine runs in numpy on the main thread)"""
+    """torch intra-op threads per process (the engine runs in numpy on the main thread)"""
+    processes: int = 2
+    """1: all in this process; 2: a helper process steps 3/4 of the worlds while this one runs the policy and
+    the rest, and computes half of every minibatch's gradient (results depend on this setting, not the machine)"""
     checkpoint_every: int = 20
     """updates between checkpoints"""
     progress: bool = True
@@ -111,7 +122,13 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     spec = make_spec(args)
-    game = ScenarioGame(spec, args.num_worlds, config=game_config(spec, **config_overrides(args)))
+    if args.processes not in (1, 2):
+        raise ValueError(f"processes must be 1 or 2, got {args.processes}")
+    B = args.num_worlds
+    helped = args.processes == 2 and B >= 2
+    own = max(1, B // 4) if helped else B  # worlds stepped here; a helper process steps the rest
+    shard = _Shard(args, 0, own)
+    game = shard.game
     O, L = observation_layout(game.config), action_layout(game.config)
     F = len(game.focal)
 
@@ -119,6 +136,8 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     net = build_net(args.arch, O, L, args.hidden)
+    if helped:
+        net.share_memory()  # the helper computes gradients with these very parameters
     optimizer = torch.optim.Adam(net.parameters(), lr=args.learning_rate, eps=1e-5)
     start_update, global_step, episode = 0, 0, 0
     ckpt_path = out / "checkpoint.pt"
@@ -135,125 +154,141 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
         (out / "metrics.jsonl").unlink(missing_ok=True)
     (out / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
 
-    def episode_seeds(ep):  # worlds of episode ep get distinct seeds, disjoint across training seeds
-        return (args.seed * 1_000_003 + ep * args.num_worlds + np.arange(args.num_worlds)).astype(np.int64)
+    # --- storage: (num_steps, num_worlds * F, ...); shared with the helper process if there is one ---
+    n = B * F
+    buf = {
+        "obs": torch.zeros((args.num_steps, n, O.size)),
+        "mask": torch.zeros((args.num_steps, n, L.n_actions), dtype=torch.bool),
+        "act": torch.zeros((args.num_steps, n), dtype=torch.long),
+        "logp": torch.zeros((args.num_steps, n)),
+        "ret": torch.zeros((args.num_steps, n)),
+        # one step of all worlds: each process writes its worlds' rows
+        "next_obs": torch.zeros((n, O.size)),
+        "next_mask": torch.zeros((n, L.n_actions), dtype=torch.bool),
+        "reward": torch.zeros(n),
+        "action": torch.zeros(n, dtype=torch.long),
+        # one minibatch: its sample indices and normalized advantages
+        "mb_idx": torch.zeros(args.minibatch_size, dtype=torch.long),
+        "mb_adv": torch.zeros(args.minibatch_size),
+        "grad": torch.zeros(sum(p.numel() for p in net.parameters())),
+    }
+    helper = metrics_file = None
+    try:
+        if helped:
+            for x in buf.values():
+                x.share_memory_()
+            helper = _Helper(args, own, B, buf, net)
+        shard.attach(buf)
+        envs = _Worlds(shard, helper, buf)
+        obs_buf, mask_buf, act_buf, logp_buf = buf["obs"], buf["mask"], buf["act"], buf["logp"]
+        rew_buf = torch.zeros((args.num_steps, n))
+        done_buf = torch.zeros((args.num_steps, n))
+        val_buf = torch.zeros((args.num_steps, n))
+        data = (obs_buf.reshape(-1, O.size), mask_buf.reshape(-1, L.n_actions), act_buf.reshape(-1),
+                logp_buf.reshape(-1), buf["ret"].reshape(-1))
 
-    # --- storage: (num_steps, num_worlds * F, ...) ---
-    n = args.num_worlds * F
-    obs_buf = torch.zeros((args.num_steps, n, O.size))
-    mask_buf = torch.zeros((args.num_steps, n, L.n_actions), dtype=torch.bool)
-    act_buf = torch.zeros((args.num_steps, n), dtype=torch.long)
-    logp_buf = torch.zeros((args.num_steps, n))
-    rew_buf = torch.zeros((args.num_steps, n))
-    done_buf = torch.zeros((args.num_steps, n))
-    val_buf = torch.zeros((args.num_steps, n))
+        envs.reset(episode)
+        next_obs, next_mask = buf["next_obs"], buf["next_mask"]
+        next_done = torch.zeros(n)
+        ep_returns, ep_intended, ep_troops, ep_levy = [], [], [], []
+        ep_attacks, ep_enemy_attacks = [], []
+        attacks = np.zeros(2)  # attacks launched, of which on current enemies (this episode, all worlds)
+        metrics_file = (out / "metrics.jsonl").open("a")
+        bar = None
+        if args.progress:
+            from tqdm.auto import tqdm
 
-    obs, mask = game.reset(episode_seeds(episode))
-    next_obs = torch.as_tensor(obs.reshape(n, -1))
-    next_mask = torch.as_tensor(mask.reshape(n, -1))
-    next_done = torch.zeros(n)
-    ep_returns, ep_intended, ep_troops, ep_levy = [], [], [], []
-    ep_attacks, ep_enemy_attacks = [], []
-    attacks = np.zeros(2)  # attacks launched, of which on current enemies (this episode, all worlds)
-    metrics_file = (out / "metrics.jsonl").open("a")
-    bar = None
-    if args.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=args.num_updates, initial=start_update, desc=f"{spec.name}/{spec.objective}/s{args.seed}",
-                   unit="upd", dynamic_ncols=True)
-    t0, steps0 = time.perf_counter(), global_step
-    for update in range(start_update, args.num_updates):
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - update / args.num_updates)
-        for t in range(args.num_steps):
-            global_step += args.num_worlds
-            obs_buf[t], mask_buf[t], done_buf[t] = next_obs, next_mask, next_done
-            with torch.no_grad():
-                logits, value = net(next_obs)
-                logp_all, _ = log_policy(logits, next_mask)
-                action = sample_gumbel(logp_all)
-            act_buf[t], logp_buf[t], val_buf[t] = action, logp_all.gather(-1, action[:, None])[:, 0], value
-            obs, mask, reward, done, info = game.step(action.numpy().reshape(args.num_worlds, F))
-            rew_buf[t] = torch.as_tensor(reward.reshape(n))
-            attacks += info["counts"]["attacks"].sum(), info["counts"]["attacks_on_enemy"].sum()
-            if done:
-                ep_attacks.append(attacks[0] / n)
-                ep_enemy_attacks.append(attacks[1] / max(attacks[0], 1))
-                attacks[:] = 0
-                ep_returns.append(float(game.returns.mean()))
-                ep_intended.append(float(game.intended.mean()))
-                ep_troops.append(float(info["troops"].mean()))
-                ep_levy.append(_levy_share(game))
-                episode += 1
-                obs, mask = game.reset(episode_seeds(episode))
-            next_obs = torch.as_tensor(obs.reshape(n, -1))
-            next_mask = torch.as_tensor(mask.reshape(n, -1))
-            next_done = torch.full((n,), float(done))
-
-        # --- GAE ---
-        with torch.no_grad():
-            next_value = net(next_obs)[1]
-            adv = torch.zeros_like(rew_buf)
-            last = 0.0
-            for t in reversed(range(args.num_steps)):
-                nonterminal = 1.0 - (next_done if t == args.num_steps - 1 else done_buf[t + 1])
-                nv = next_value if t == args.num_steps - 1 else val_buf[t + 1]
-                delta = rew_buf[t] + args.gamma * nv * nonterminal - val_buf[t]
-                last = delta + args.gamma * args.gae_lambda * nonterminal * last
-                adv[t] = last
-            ret = adv + val_buf
-
-        # --- PPO update ---
-        b_obs, b_mask = obs_buf.reshape(-1, O.size), mask_buf.reshape(-1, L.n_actions)
-        b_act, b_logp, b_adv, b_ret, b_val = (x.reshape(-1) for x in (act_buf, logp_buf, adv, ret, val_buf))
-        idx = np.arange(args.batch_size)
-        clipfracs = []
-        for _ in range(args.update_epochs):
-            np.random.shuffle(idx)
-            for s in range(0, args.batch_size, args.minibatch_size):
-                mb = torch.as_tensor(idx[s : s + args.minibatch_size])
-                logits, value = net(b_obs[mb])
-                logp_all, probs = log_policy(logits, b_mask[mb], with_probs=True)
-                logp = logp_all.gather(-1, b_act[mb][:, None])[:, 0]
-                ratio = (logp - b_logp[mb]).exp()
+            bar = tqdm(total=args.num_updates, initial=start_update, desc=f"{spec.name}/{spec.objective}/s{args.seed}",
+                       unit="upd", dynamic_ncols=True)
+        t0, steps0 = time.perf_counter(), global_step
+        for update in range(start_update, args.num_updates):
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - update / args.num_updates)
+            for t in range(args.num_steps):
+                global_step += args.num_worlds
+                obs_buf[t], mask_buf[t], done_buf[t] = next_obs, next_mask, next_done
                 with torch.no_grad():
-                    approx_kl = ((ratio - 1) - (logp - b_logp[mb])).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
-                a = b_adv[mb]
-                a = (a - a.mean()) / (a.std() + 1e-8)
-                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
-                v_loss = 0.5 * ((value - b_ret[mb]) ** 2).mean()
-                entropy = -(probs * logp_all).sum(-1).mean()
-                loss = pg_loss - args.ent_coef * entropy + args.vf_coef * v_loss
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
-                optimizer.step()
+                    logits, value = net(next_obs)
+                    logp_all, _ = log_policy(logits, next_mask)
+                    action = sample_gumbel(logp_all)
+                act_buf[t], logp_buf[t], val_buf[t] = action, logp_all.gather(-1, action[:, None])[:, 0], value
+                done, ep = envs.step(action, episode)  # writes next_obs, next_mask, reward
+                rew_buf[t] = buf["reward"]
+                attacks += ep["attacks"]
+                if done:
+                    ep_attacks.append(attacks[0] / n)
+                    ep_enemy_attacks.append(attacks[1] / max(attacks[0], 1))
+                    attacks[:] = 0
+                    ep_returns.append(float(ep["returns"].mean()))
+                    ep_intended.append(float(ep["intended"].mean()))
+                    ep_troops.append(float(ep["troops"].mean()))
+                    ep_levy.append(float(ep["levy"][0] / ep["levy"][1]) if ep["levy"][1] else 0.0)
+                    episode += 1  # the worlds were reset to this episode's seeds
+                next_done = torch.full((n,), float(done))
 
-        sps = (global_step - steps0) / (time.perf_counter() - t0)
-        row = {"update": update + 1, "global_step": global_step, "charts/SPS": round(sps, 1),
-               "charts/learning_rate": optimizer.param_groups[0]["lr"],
-               "losses/policy_loss": pg_loss.item(), "losses/value_loss": v_loss.item(),
-               "losses/entropy": entropy.item(), "losses/approx_kl": approx_kl.item(),
-               "losses/clipfrac": float(np.mean(clipfracs))}
-        if ep_returns:
-            row.update({"charts/episodic_return": ep_returns[-1], "charts/intended": ep_intended[-1],
-                        "charts/troops": ep_troops[-1], "charts/levy_share": ep_levy[-1], "charts/episodes": episode,
-                        "charts/attacks": ep_attacks[-1], "charts/enemy_attack_share": ep_enemy_attacks[-1]})
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
+            # --- GAE ---
+            with torch.no_grad():
+                next_value = net(next_obs)[1]
+                adv = torch.zeros_like(rew_buf)
+                last = 0.0
+                for t in reversed(range(args.num_steps)):
+                    nonterminal = 1.0 - (next_done if t == args.num_steps - 1 else done_buf[t + 1])
+                    nv = next_value if t == args.num_steps - 1 else val_buf[t + 1]
+                    delta = rew_buf[t] + args.gamma * nv * nonterminal - val_buf[t]
+                    last = delta + args.gamma * args.gae_lambda * nonterminal * last
+                    adv[t] = last
+                torch.add(adv, val_buf, out=buf["ret"])
+
+            # --- PPO update: the helper (if any) computes the gradient of the second half of each minibatch ---
+            b_adv = adv.reshape(-1)
+            idx = np.arange(args.batch_size)
+            clipfracs = []
+            for _ in range(args.update_epochs):
+                np.random.shuffle(idx)
+                for s in range(0, args.batch_size, args.minibatch_size):
+                    mb = torch.as_tensor(idx[s : s + args.minibatch_size])
+                    a = b_adv[mb]
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                    k = len(mb) - (len(mb) // 2 if helper else 0)
+                    if helper:
+                        helper.start_gradient(mb, a, k)
+                    loss, stats = minibatch_loss(net, args, data, mb[:k], a[:k], len(mb))
+                    optimizer.zero_grad()
+                    loss.backward()
+                    if helper:
+                        stats = stats + helper.add_gradient(net)
+                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = stats / len(mb)
+                    clipfracs.append(clipfrac)
+
+            sps = (global_step - steps0) / (time.perf_counter() - t0)
+            row = {"update": update + 1, "global_step": global_step, "charts/SPS": round(sps, 1),
+                   "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                   "losses/policy_loss": float(pg_loss), "losses/value_loss": float(v_loss),
+                   "losses/entropy": float(entropy), "losses/approx_kl": float(approx_kl),
+                   "losses/clipfrac": float(np.mean(clipfracs))}
+            if ep_returns:
+                row.update({"charts/episodic_return": ep_returns[-1], "charts/intended": ep_intended[-1],
+                            "charts/troops": ep_troops[-1], "charts/levy_share": ep_levy[-1], "charts/episodes": episode,
+                            "charts/attacks": ep_attacks[-1], "charts/enemy_attack_share": ep_enemy_attacks[-1]})
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(ret=f"{ep_returns[-1]:.2f}" if ep_returns else "-",
+                                intended=f"{ep_intended[-1]:.2f}" if ep_intended else "-", sps=f"{sps:,.0f}")
+            if (update + 1) % args.checkpoint_every == 0 or update + 1 == args.num_updates:
+                save_checkpoint(ckpt_path, net, checkpoint_meta(args, game, global_step),
+                                {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                                 "update": update + 1, "episode": episode})
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(ret=f"{ep_returns[-1]:.2f}" if ep_returns else "-",
-                            intended=f"{ep_intended[-1]:.2f}" if ep_intended else "-", sps=f"{sps:,.0f}")
-        if (update + 1) % args.checkpoint_every == 0 or update + 1 == args.num_updates:
-            save_checkpoint(ckpt_path, net, checkpoint_meta(args, game, global_step),
-                            {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                             "update": update + 1, "episode": episode})
-    metrics_file.close()
-    if bar is not None:
-        bar.close()
+            bar.close()
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+        if helper is not None:
+            helper.close()
     final = out / "final.pt"
     save_checkpoint(final, net, checkpoint_meta(args, game, global_step))
     try:
@@ -282,16 +317,226 @@ def sample_gumbel(logp: torch.Tensor) -> torch.Tensor:
     return (logp - torch.log(-torch.log(u))).argmax(-1)
 
 
-def _levy_share(game: ScenarioGame) -> float:
-    """Levy share of the focal army's head count (home + away) at the end of the episode."""
+def minibatch_loss(net, args: Args, data, mb: torch.Tensor, adv: torch.Tensor, denom: int):
+    """PPO loss of the samples ``mb`` (normalized advantages ``adv``) as sums over them / ``denom``
+    (the minibatch size), so that the gradients of a minibatch's parts add up to the minibatch's.
+    Also returns float64 sums [policy loss, value loss, entropy, approx KL, clipped]."""
+    b_obs, b_mask, b_act, b_logp, b_ret = data
+    logits, value = net(b_obs[mb])
+    logp_all, probs = log_policy(logits, b_mask[mb], with_probs=True)
+    logratio = logp_all.gather(-1, b_act[mb][:, None])[:, 0] - b_logp[mb]
+    ratio = logratio.exp()
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).sum()
+    v = 0.5 * ((value - b_ret[mb]) ** 2).sum()
+    ent = -(probs * logp_all).sum()
+    loss = (pg - args.ent_coef * ent + args.vf_coef * v) / denom
+    with torch.no_grad():
+        stats = [pg, v, ent, ((ratio - 1) - logratio).sum(), ((ratio - 1.0).abs() > args.clip_coef).sum()]
+        stats = np.array([float(x) for x in stats])
+    return loss, stats
+
+
+# --- the worlds, stepped here and (optionally) in a helper process --------------------------
+
+
+class _Shard:
+    """Worlds [lo, hi) of the batch in this process: a ScenarioGame that writes its focal
+    observations, masks and rewards into its rows of the shared step buffers."""
+
+    def __init__(self, args: Args, lo: int, hi: int):
+        spec = make_spec(args)
+        self.args, self.lo, self.hi = args, lo, hi
+        self.game = ScenarioGame(spec, hi - lo, config=game_config(spec, **config_overrides(args)))
+        self.F = len(self.game.focal)
+
+    def attach(self, buf: dict) -> None:
+        rows = slice(self.lo * self.F, self.hi * self.F)
+        self.obs, self.mask = buf["next_obs"][rows].numpy(), buf["next_mask"][rows].numpy()
+        self.reward, self.action = buf["reward"][rows].numpy(), buf["action"][rows].numpy()
+
+    def reset(self, episode: int) -> None:
+        a = self.args  # the worlds of episode ep get distinct seeds, disjoint across training seeds
+        seeds = (a.seed * 1_000_003 + episode * a.num_worlds + np.arange(self.lo, self.hi)).astype(np.int64)
+        obs, mask = self.game.reset(seeds)
+        self.obs[:] = obs.reshape(len(self.obs), -1)
+        self.mask[:] = mask.reshape(len(self.mask), -1)
+
+    def step(self, episode: int) -> tuple[bool, dict]:
+        """Step with the actions in the shared buffer; at the end of an episode, report it and reset."""
+        g = self.game
+        obs, mask, reward, done, info = g.step(self.action.reshape(-1, self.F))
+        self.reward[:] = reward.reshape(-1)
+        c = info["counts"]
+        ep = {"attacks": np.array([c["attacks"].sum(), c["attacks_on_enemy"].sum()], dtype=float)}
+        if done:
+            ep.update(returns=g.returns.copy(), intended=g.intended.copy(), troops=np.asarray(info["troops"]).copy(),
+                      levy=np.array(_levy_counts(g)))
+            self.reset(episode + 1)
+        else:
+            self.obs[:] = obs.reshape(len(self.obs), -1)
+            self.mask[:] = mask.reshape(len(self.mask), -1)
+        return done, ep
+
+
+class _Worlds:
+    """All num_worlds worlds: this process's shard plus the helper's, with episode reports
+    merged in world order (so every logged number equals that of one batch in one process)."""
+
+    def __init__(self, shard: _Shard, helper: "_Helper | None", buf: dict):
+        self.shard, self.helper = shard, helper
+        self.action = buf["action"].numpy()
+
+    def reset(self, episode: int) -> None:
+        if self.helper:
+            self.helper.send("reset", episode)
+        self.shard.reset(episode)
+        if self.helper:
+            self.helper.receive()
+
+    def step(self, action: torch.Tensor, episode: int) -> tuple[bool, dict]:
+        """Step every world with ``action`` [num_worlds * F]; the next observations, masks and
+        rewards land in the shared step buffers. At an episode's end the worlds are reset to
+        the seeds of episode + 1 and the finished episode is reported."""
+        np.copyto(self.action, action.numpy())
+        if self.helper:
+            self.helper.send("step", episode)
+        done, ep = self.shard.step(episode)
+        if self.helper:
+            done2, ep2 = self.helper.receive()
+            if done2 != done:
+                raise RuntimeError("the helper's worlds and this process's worlds disagree on the episode end")
+            ep["attacks"] = ep["attacks"] + ep2["attacks"]
+            if done:
+                for k in ("returns", "intended", "troops"):
+                    ep[k] = np.concatenate([ep[k], ep2[k]])
+                ep["levy"] = ep["levy"] + ep2["levy"]
+        return done, ep
+
+
+class _Helper:
+    """A second process that steps worlds [lo, hi) and computes the gradient of the second
+    part of each minibatch with the shared parameters. It talks over a pipe (blocking, so a
+    busy machine slows it down but never makes it spin) and shares the buffers."""
+
+    def __init__(self, args: Args, lo: int, hi: int, buf: dict, net: nn.Module):
+        import torch.multiprocessing as mp
+
+        # fork: no re-import of the caller's __main__ (spawn would run an unguarded script
+        # again) and a fast start; the child runs torch single-threaded, as DataLoader workers do.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_helper_main, args=(child, self.conn, args, lo, hi, buf, net), daemon=True,
+                                name="villages-ppo-helper")
+        self.proc.start()
+        child.close()
+        self.params = list(net.parameters())
+        self.grad = buf["grad"]
+        self.mb_idx, self.mb_adv = buf["mb_idx"], buf["mb_adv"]
+
+    def send(self, cmd: str, *payload) -> None:
+        self.conn.send((cmd, *payload))
+
+    def receive(self):
+        try:
+            status, value = self.conn.recv()
+        except (EOFError, OSError) as e:
+            raise RuntimeError(f"the training helper process died (exit code {self.proc.exitcode})") from e
+        if status == "error":
+            raise RuntimeError(f"the training helper process failed:\n{value}")
+        return value
+
+    def start_gradient(self, mb: torch.Tensor, adv: torch.Tensor, k: int) -> None:
+        """The helper computes the gradient of samples mb[k:] (of a minibatch of len(mb))."""
+        self.mb_idx[: len(mb)] = mb
+        self.mb_adv[: len(mb)] = adv
+        self.send("grad", k, len(mb))
+
+    def add_gradient(self, net: nn.Module) -> np.ndarray:
+        """Wait for the helper's gradient and add it to ``net``'s (this part's first: a fixed order)."""
+        stats = self.receive()
+        i = 0
+        for p in self.params:
+            g = self.grad[i : i + p.numel()].view_as(p)
+            if p.grad is None:
+                p.grad = g.clone()
+            else:
+                p.grad.add_(g)
+            i += p.numel()
+        return stats
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.send("close")
+            except (OSError, BrokenPipeError):
+                pass
+            self.proc.join(timeout=10)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(timeout=5)
+        self.conn.close()
+
+
+def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net: nn.Module) -> None:
+    import traceback
+
+    parent_end.close()  # (a forked child holds a copy: closed, the trainer's death reaches us as EOF)
+    try:
+        torch.set_num_threads(args.threads)
+        shard = _Shard(args, lo, hi)
+        shard.attach(buf)
+        data = tuple(buf[k].reshape(-1, *buf[k].shape[2:]) for k in ("obs", "mask", "act", "logp", "ret"))
+        params = list(net.parameters())
+        while True:
+            cmd, *payload = conn.recv()
+            if cmd == "close":
+                break
+            if cmd == "reset":
+                shard.reset(payload[0])
+                conn.send(("ok", None))
+            elif cmd == "step":
+                conn.send(("ok", shard.step(payload[0])))
+            elif cmd == "grad":
+                k, m = payload
+                for p in params:
+                    p.grad = None
+                loss, stats = minibatch_loss(net, args, data, buf["mb_idx"][k:m], buf["mb_adv"][k:m], m)
+                loss.backward()
+                i = 0
+                for p in params:
+                    g = buf["grad"][i : i + p.numel()]
+                    if p.grad is None:
+                        g.zero_()
+                    else:
+                        g.copy_(p.grad.reshape(-1))
+                    i += p.numel()
+                conn.send(("ok", stats))
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+    except (EOFError, KeyboardInterrupt):  # the trainer is gone
+        pass
+    except Exception:
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except OSError:
+            pass
+
+
+def _levy_counts(game: ScenarioGame) -> tuple[int, int]:
+    """(levies, all troops) of the focal army (home + away)."""
     s = game.state
     f = game.focal
     owns = s.owner[:, None, :] == f[None, :, None]
     home = (s.troops[:, None] * owns[..., None]).sum(2)
     away = ((s.army_owner[:, None, :] == f[None, :, None]) & s.army_active[:, None, :])
     troops = home + (s.army_troops[:, None] * away[..., None]).sum(2)
-    total = troops.sum()
-    return float(troops[..., 0].sum() / total) if total else 0.0
+    return int(troops[..., 0].sum()), int(troops.sum())
+
+
+def _levy_share(game: ScenarioGame) -> float:
+    """Levy share of the focal army's head count (home + away) at the end of the episode."""
+    levy, total = _levy_counts(game)
+    return float(levy / total) if total else 0.0
 
 
 def plot_curve(metrics_path, png_path, title=""):
