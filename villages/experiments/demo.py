@@ -42,8 +42,10 @@ AGENTS = {  # name -> (scenario, objective)
 
 
 def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
+    # Parallel jobs each train in one process; a lone job uses the trainer's two-process mode.
+    processes = 1 if cfg.workers > 1 else 2
     return [dict(scenario=scen, objective=obj, seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
-                 out=str(out / "agents" / f"{name}-seed{s}"))
+                 processes=processes, out=str(out / "agents" / f"{name}-seed{s}"))
             for name, (scen, obj) in AGENTS.items() for s in cfg.seeds]
 
 

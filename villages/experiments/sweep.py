@@ -29,7 +29,8 @@ def run_sweep(out=Path("runs/sweep"), fractions=(0, 0.01, 0.02, 0.05, 0.1, 0.25,
     steps = steps or 300_000
     t0 = time.perf_counter()
     jobs = [dict(scenario="diverse-training", objective="villages", diversity=float(f), seed=s, total_steps=steps,
-                 num_worlds=num_worlds, out=str(out / "agents" / f"{_tag(f)}-seed{s}"))
+                 num_worlds=num_worlds, processes=1 if workers > 1 or backend == "ray" else 2,
+                 out=str(out / "agents" / f"{_tag(f)}-seed{s}"))
             for f in fractions for s in range(n_seeds)]
     log(f"training {len(jobs)} agents ({len(fractions)} fractions x {n_seeds} seeds, {steps:,} env-steps each) ...")
     if backend == "ray":
