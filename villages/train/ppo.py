@@ -8,13 +8,13 @@ dicts). Every logged number is named: ``charts/*``, ``losses/*``. A run director
 holds ``args.json``, ``metrics.jsonl``, ``checkpoint.pt`` (latest, for --resume),
 ``final.pt`` and ``curve.png``.
 
-Two processes share the work (``processes=2``, the default): a helper process steps
-three quarters of the worlds while this one runs the policy on all of them and steps
-the rest, and in the update each computes the gradient of half of every minibatch
-(with the same, shared parameters; this process adds the two and takes the optimizer
-step). Rollouts, sampling and every logged episode number are exactly those of one
-process; the gradients differ from a one-process run only by rounding. Same seed and
-same ``processes`` => same final weights. ``processes=1`` runs everything here.
+Two processes share the work (``processes=2``, the default): each runs the policy on
+and steps half of the worlds, and in the update each computes the gradient of half of
+every minibatch, with the same shared parameters (this process adds the two gradients
+and takes the optimizer step). The sampling noise of all worlds is drawn here, from one
+random stream, so the rollouts are those of one process; the gradients differ from a
+one-process run only by rounding. Same seed and same ``processes`` => same final
+weights. ``processes=1`` runs everything here.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class Args:
     threads: int = 1
     """torch intra-op threads per process (the engine runs in numpy on the main thread)"""
     processes: int = 2
-    """1: all in this process; 2: a helper process steps 3/4 of the worlds while this one runs the policy and
-    the rest, and computes half of every minibatch's gradient (results depend on this setting, not the machine)"""
+    """1: all in this process; 2: a helper process acts in and steps half of the worlds and computes half of
+    every minibatch's gradient (results depend on this setting, not on the machine)"""
     checkpoint_every: int = 20
     """updates between checkpoints"""
     progress: bool = True
@@ -126,7 +126,7 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
         raise ValueError(f"processes must be 1 or 2, got {args.processes}")
     B = args.num_worlds
     helped = args.processes == 2 and B >= 2
-    own = max(1, B // 4) if helped else B  # worlds stepped here; a helper process steps the rest
+    own = B // 2 if helped else B  # worlds played here; a helper process plays the rest
     shard = _Shard(args, 0, own)
     game = shard.game
     O, L = observation_layout(game.config), action_layout(game.config)
@@ -161,12 +161,13 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
         "mask": torch.zeros((args.num_steps, n, L.n_actions), dtype=torch.bool),
         "act": torch.zeros((args.num_steps, n), dtype=torch.long),
         "logp": torch.zeros((args.num_steps, n)),
+        "val": torch.zeros((args.num_steps, n)),
         "ret": torch.zeros((args.num_steps, n)),
-        # one step of all worlds: each process writes its worlds' rows
+        # one tick of all worlds: each process writes its worlds' rows
         "next_obs": torch.zeros((n, O.size)),
         "next_mask": torch.zeros((n, L.n_actions), dtype=torch.bool),
         "reward": torch.zeros(n),
-        "action": torch.zeros(n, dtype=torch.long),
+        "noise": torch.zeros((n, L.n_actions)),  # uniform draws for Gumbel-max sampling
         # one minibatch: its sample indices and normalized advantages
         "mb_idx": torch.zeros(args.minibatch_size, dtype=torch.long),
         "mb_adv": torch.zeros(args.minibatch_size),
@@ -178,17 +179,16 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
             for x in buf.values():
                 x.share_memory_()
             helper = _Helper(args, own, B, buf, net)
-        shard.attach(buf)
+        shard.attach(buf, net)
         envs = _Worlds(shard, helper, buf)
-        obs_buf, mask_buf, act_buf, logp_buf = buf["obs"], buf["mask"], buf["act"], buf["logp"]
+        val_buf = buf["val"]
         rew_buf = torch.zeros((args.num_steps, n))
         done_buf = torch.zeros((args.num_steps, n))
-        val_buf = torch.zeros((args.num_steps, n))
-        data = (obs_buf.reshape(-1, O.size), mask_buf.reshape(-1, L.n_actions), act_buf.reshape(-1),
-                logp_buf.reshape(-1), buf["ret"].reshape(-1))
+        data = (buf["obs"].reshape(-1, O.size), buf["mask"].reshape(-1, L.n_actions), buf["act"].reshape(-1),
+                buf["logp"].reshape(-1), buf["ret"].reshape(-1))
 
         envs.reset(episode)
-        next_obs, next_mask = buf["next_obs"], buf["next_mask"]
+        next_obs = buf["next_obs"]
         next_done = torch.zeros(n)
         ep_returns, ep_intended, ep_troops, ep_levy = [], [], [], []
         ep_attacks, ep_enemy_attacks = [], []
@@ -206,13 +206,8 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - update / args.num_updates)
             for t in range(args.num_steps):
                 global_step += args.num_worlds
-                obs_buf[t], mask_buf[t], done_buf[t] = next_obs, next_mask, next_done
-                with torch.no_grad():
-                    logits, value = net(next_obs)
-                    logp_all, _ = log_policy(logits, next_mask)
-                    action = sample_gumbel(logp_all)
-                act_buf[t], logp_buf[t], val_buf[t] = action, logp_all.gather(-1, action[:, None])[:, 0], value
-                done, ep = envs.step(action, episode)  # writes next_obs, next_mask, reward
+                done_buf[t] = next_done
+                done, ep = envs.tick(t, episode)  # act (buffers [t]) and step: next_obs, next_mask, reward
                 rew_buf[t] = buf["reward"]
                 attacks += ep["attacks"]
                 if done:
@@ -309,12 +304,11 @@ def log_policy(logits: torch.Tensor, mask: torch.Tensor, with_probs: bool = Fals
     return torch.log_softmax(z, -1), (torch.softmax(z, -1) if with_probs else None)
 
 
-def sample_gumbel(logp: torch.Tensor) -> torch.Tensor:
-    """One action per row by the Gumbel-max trick (argmax of log-probability plus Gumbel
-    noise from the torch generator): exactly a categorical sample, cheaper than
-    ``torch.multinomial``. Masked actions (log-probability about -1e9) never win."""
-    u = torch.rand_like(logp).clamp_(min=1e-12)
-    return (logp - torch.log(-torch.log(u))).argmax(-1)
+def sample_gumbel(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """One action per row by the Gumbel-max trick: argmax of log-probability plus Gumbel
+    noise made from ``uniform`` draws in [0, 1) (same shape): exactly a categorical sample,
+    cheaper than ``torch.multinomial``. Masked actions (log-probability about -1e9) never win."""
+    return (logp - torch.log(-torch.log(uniform.clamp(min=1e-12)))).argmax(-1)
 
 
 def minibatch_loss(net, args: Args, data, mb: torch.Tensor, adv: torch.Tensor, denom: int):
@@ -340,8 +334,8 @@ def minibatch_loss(net, args: Args, data, mb: torch.Tensor, adv: torch.Tensor, d
 
 
 class _Shard:
-    """Worlds [lo, hi) of the batch in this process: a ScenarioGame that writes its focal
-    observations, masks and rewards into its rows of the shared step buffers."""
+    """Worlds [lo, hi) of the batch in this process: runs the policy on them and steps their
+    ScenarioGame, reading and writing its rows of the shared buffers."""
 
     def __init__(self, args: Args, lo: int, hi: int):
         spec = make_spec(args)
@@ -349,10 +343,12 @@ class _Shard:
         self.game = ScenarioGame(spec, hi - lo, config=game_config(spec, **config_overrides(args)))
         self.F = len(self.game.focal)
 
-    def attach(self, buf: dict) -> None:
-        rows = slice(self.lo * self.F, self.hi * self.F)
-        self.obs, self.mask = buf["next_obs"][rows].numpy(), buf["next_mask"][rows].numpy()
-        self.reward, self.action = buf["reward"][rows].numpy(), buf["action"][rows].numpy()
+    def attach(self, buf: dict, net: nn.Module) -> None:
+        self.net, r = net, slice(self.lo * self.F, self.hi * self.F)
+        self.next_obs, self.next_mask, self.noise = buf["next_obs"][r], buf["next_mask"][r], buf["noise"][r]
+        self.rollout = {k: buf[k][:, r] for k in ("obs", "mask", "act", "logp", "val")}
+        self.obs, self.mask = self.next_obs.numpy(), self.next_mask.numpy()
+        self.reward = buf["reward"][r].numpy()
 
     def reset(self, episode: int) -> None:
         a = self.args  # the worlds of episode ep get distinct seeds, disjoint across training seeds
@@ -361,10 +357,18 @@ class _Shard:
         self.obs[:] = obs.reshape(len(self.obs), -1)
         self.mask[:] = mask.reshape(len(self.mask), -1)
 
-    def step(self, episode: int) -> tuple[bool, dict]:
-        """Step with the actions in the shared buffer; at the end of an episode, report it and reset."""
+    def tick(self, t: int, episode: int) -> tuple[bool, dict]:
+        """Act (filling rollout step t) and step; at the end of an episode, report it and reset
+        the worlds to the seeds of episode + 1."""
+        b = self.rollout
+        b["obs"][t], b["mask"][t] = self.next_obs, self.next_mask
+        with torch.no_grad():
+            logits, value = self.net(self.next_obs)
+            logp_all, _ = log_policy(logits, self.next_mask)
+            action = sample_gumbel(logp_all, self.noise)
+        b["act"][t], b["logp"][t], b["val"][t] = action, logp_all.gather(-1, action[:, None])[:, 0], value
         g = self.game
-        obs, mask, reward, done, info = g.step(self.action.reshape(-1, self.F))
+        obs, mask, reward, done, info = g.step(action.numpy().reshape(-1, self.F))
         self.reward[:] = reward.reshape(-1)
         c = info["counts"]
         ep = {"attacks": np.array([c["attacks"].sum(), c["attacks_on_enemy"].sum()], dtype=float)}
@@ -384,7 +388,7 @@ class _Worlds:
 
     def __init__(self, shard: _Shard, helper: "_Helper | None", buf: dict):
         self.shard, self.helper = shard, helper
-        self.action = buf["action"].numpy()
+        self.noise = buf["noise"]
 
     def reset(self, episode: int) -> None:
         if self.helper:
@@ -393,14 +397,13 @@ class _Worlds:
         if self.helper:
             self.helper.receive()
 
-    def step(self, action: torch.Tensor, episode: int) -> tuple[bool, dict]:
-        """Step every world with ``action`` [num_worlds * F]; the next observations, masks and
-        rewards land in the shared step buffers. At an episode's end the worlds are reset to
-        the seeds of episode + 1 and the finished episode is reported."""
-        np.copyto(self.action, action.numpy())
+    def tick(self, t: int, episode: int) -> tuple[bool, dict]:
+        """Every world acts (rollout step t) and steps. The sampling noise of all worlds is
+        drawn here, from this process's random stream, as one process would draw it."""
+        self.noise.uniform_()
         if self.helper:
-            self.helper.send("step", episode)
-        done, ep = self.shard.step(episode)
+            self.helper.send("tick", t, episode)
+        done, ep = self.shard.tick(t, episode)
         if self.helper:
             done2, ep2 = self.helper.receive()
             if done2 != done:
@@ -484,7 +487,7 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
     try:
         torch.set_num_threads(args.threads)
         shard = _Shard(args, lo, hi)
-        shard.attach(buf)
+        shard.attach(buf, net)
         data = tuple(buf[k].reshape(-1, *buf[k].shape[2:]) for k in ("obs", "mask", "act", "logp", "ret"))
         params = list(net.parameters())
         while True:
@@ -494,8 +497,8 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
             if cmd == "reset":
                 shard.reset(payload[0])
                 conn.send(("ok", None))
-            elif cmd == "step":
-                conn.send(("ok", shard.step(payload[0])))
+            elif cmd == "tick":
+                conn.send(("ok", shard.tick(*payload)))
             elif cmd == "grad":
                 k, m = payload
                 for p in params:
