@@ -100,6 +100,18 @@ def test_single_process_run_is_deterministic(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_two_processes_play_the_rollouts_of_one(tmp_path):
+    """With frozen weights (learning rate 0) the two-process trainer logs exactly the
+    episodes of the one-process trainer: world split, sampling noise and merged reports
+    change nothing."""
+    logged = {}
+    for p in (1, 2):
+        train(tiny(seed=6, processes=p, learning_rate=0.0, total_steps=6144), tmp_path / f"p{p}", log=lambda *_: None)
+        logged[p] = [{k: v for k, v in x.items() if k in EPISODE_KEYS} for x in rows(tmp_path / f"p{p}")]
+    assert sum(bool(x) for x in logged[1]) >= 2 and logged[1][-1]["charts/episodes"] >= 2
+    assert logged[1] == logged[2]
+
+
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     out = tmp_path / "killed"
     args = tiny(seed=5, total_steps=8192, checkpoint_every=1)
