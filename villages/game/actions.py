@@ -92,6 +92,9 @@ class Tables:
     offence_weight: np.ndarray  # [U] score of the attack source (offensive units, weighted by attack)
     integer_weights: bool  # unit_pop and offence_weight hold integers: weighted sums are exact in any order
     mask_plan: "_MaskPlan"
+    exact_pop: bool = False  # integer_weights and integer batch_pop: the pop check may be cap - used >= batch
+    build_flat_base: np.ndarray | None = None  # [K] k * levels: flat index of building k at level 0
+    batch_cost_by_resource: tuple = ()  # R arrays [U]: batch_cost[:, r], contiguous
 
 
 _TABLES: "weakref.WeakKeyDictionary[GameConfig, Tables]" = weakref.WeakKeyDictionary()
@@ -110,6 +113,9 @@ def tables(config: GameConfig) -> Tables:
         limit = cost.copy().reshape(config.n_resources, config.n_buildings, levels)
         limit[:, :, config.building_max_level :] = np.inf
         offence = config.unit_attack * config.unit_offensive + config.unit_offensive
+        integer_weights = bool(np.all(np.mod(config.unit_pop, 1) == 0) and np.all(np.mod(offence, 1) == 0))
+        batch_cost = config.unit_cost * config.unit_batch[:, None]
+        batch_pop = config.unit_pop * config.unit_batch
         t = Tables(
             production=config.production(lv),
             storage=config.storage(lv),
@@ -117,11 +123,14 @@ def tables(config: GameConfig) -> Tables:
             build_cost=cost,
             build_limit=limit.reshape(config.n_resources, -1),
             levels=levels,
-            batch_cost=config.unit_cost * config.unit_batch[:, None],
-            batch_pop=config.unit_pop * config.unit_batch,
+            batch_cost=batch_cost,
+            batch_pop=batch_pop,
             offence_weight=offence,
-            integer_weights=bool(np.all(np.mod(config.unit_pop, 1) == 0) and np.all(np.mod(offence, 1) == 0)),
+            integer_weights=integer_weights,
             mask_plan=_MaskPlan.build(config),
+            exact_pop=integer_weights and bool(np.all(np.mod(batch_pop, 1) == 0)),
+            build_flat_base=np.arange(config.n_buildings) * levels,
+            batch_cost_by_resource=tuple(np.ascontiguousarray(batch_cost[:, r]) for r in range(config.n_resources)),
         )
         _TABLES[config] = t
     return t
@@ -133,6 +142,13 @@ def by_level(table: np.ndarray, level: np.ndarray, formula) -> np.ndarray:
     if level.size and (level.min() < 0 or level.max() >= len(table)):
         return formula(level)
     return table.take(level)
+
+
+def levels_in_table(t: Tables, level: np.ndarray) -> bool:
+    """Every level in [0, t.levels): the tables hold them all (``by_level`` would use the table)."""
+    if level.dtype == np.int64:  # one reduction: a negative level is a huge unsigned one
+        return not level.size or int(level.view(np.uint64).max()) < t.levels
+    return not level.size or (level.min() >= 0 and level.max() < t.levels)
 
 
 def weighted_units(t: Tables, troops: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -205,7 +221,7 @@ def _can_train_at(config: GameConfig, resources, owner, barracks, pop_used, pop_
     ok = barracks >= config.unit_barracks_level[unit]
     for r in range(config.n_resources):
         ok &= resources[..., r] >= t.batch_cost[unit, r]
-    if t.integer_weights and np.all(np.mod(t.batch_pop, 1) == 0):
+    if t.exact_pop:
         # Integer-valued floats: pop_used + batch <= cap  <=>  cap - pop_used >= batch, exactly.
         ok &= (pop_cap - pop_used) >= t.batch_pop[unit]
     else:
@@ -259,16 +275,31 @@ class Sources:
     n_own: np.ndarray  # [B, n]
 
 
+def _dense_sources(t: Tables, state: State, players: np.ndarray):
+    """``pick_village`` of the three source scores at once: (best [B, 3, n], value [B, 3, n],
+    n_own [B, n]) for the strongest offensive army, the most spears and the richest village."""
+    B, V = state.owner.shape
+    owns = state.owner[:, None, :] == players[None, :, None]  # [B, n, V]
+    score = np.empty((B, 3, V))
+    score[:, 0] = weighted_units(t, state.troops, t.offence_weight)
+    score[:, 1] = state.troops[..., SPEAR]
+    res = state.resources
+    if res.shape[-1] == 2:  # sum_last of two columns
+        np.add(res[..., 0], res[..., 1], out=score[:, 2])
+    else:
+        score[:, 2] = sum_last(res)
+    masked = np.where(owns[:, None], score[:, :, None, :], -np.inf)  # [B, 3, n, V]
+    # The first best site (argmax), and its score (the maximum: scores are never NaN).
+    return masked.argmax(-1), masked.max(-1), owns.sum(-1)
+
+
 def sources(config: GameConfig, state: State, players: np.ndarray) -> Sources:
     players = np.atleast_1d(np.asarray(players, dtype=np.int64))
     B, V = state.owner.shape
     t = tables(config)
     if B * len(players) <= 64:  # few worlds: the dense per-seat argmax costs fewer numpy calls
-        owns = player_villages(config, state, players)
-        attack, off_value = pick_village(weighted_units(t, state.troops, t.offence_weight).astype(float), owns)
-        support, sp_value = pick_village(state.troops[..., SPEAR].astype(float), owns)
-        main, _ = pick_village(sum_last(state.resources), owns)
-        return Sources(attack, off_value > 0, support, sp_value > 0, main, owns.sum(-1))
+        best, value, n_own = _dense_sources(t, state, players)
+        return Sources(best[:, 0], value[:, 0] > 0, best[:, 1], value[:, 1] > 0, best[:, 2], n_own)
     G = config.n_players + 2  # owner slots per world: free sites, seats, barbarians
     group = (np.arange(B)[:, None] * G + (state.owner + 1)).ravel()
     site = np.broadcast_to(np.arange(V), (B, V)).ravel()
@@ -340,29 +371,68 @@ class _MaskPlan:
         return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
 
 
+_INDEX_CACHE: dict = {}
+
+
+def _arange(n: int) -> np.ndarray:
+    """np.arange(n), shared (read-only)."""
+    a = _INDEX_CACHE.get(n)
+    if a is None:
+        a = np.arange(n)
+        a.flags.writeable = False
+        if len(_INDEX_CACHE) < 64:
+            _INDEX_CACHE[n] = a
+    return a
+
+
+def _players(players) -> np.ndarray:
+    if type(players) is np.ndarray and players.dtype == np.int64 and players.ndim == 1:
+        return players
+    return np.atleast_1d(np.asarray(players, dtype=np.int64))
+
+
+def _is_all_seats(players: np.ndarray, P: int) -> bool:
+    """players == arange(P)."""
+    return len(players) == P and players.tobytes() == _arange(P).tobytes()
+
+
 def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np.ndarray:
     """bool[B, n, n_actions] legal actions of the listed seats (inactive seats: noop only)."""
-    players = np.atleast_1d(np.asarray(players, dtype=np.int64))
-    B, n, N, A = state.batch_size, len(players), config.n_rows, config.n_alliances
-    V = state.owner.shape[1]
+    players = _players(players)
+    B, V = state.owner.shape
+    n, N, A, P = len(players), config.n_rows, config.n_alliances, config.n_players
+    K, U = config.n_buildings, config.n_units
     t = tables(config)
-    b2 = np.arange(B)[:, None]
+    all_seats = _is_all_seats(players, P)
+    bV = (_arange(B) * V)[:, None]  # [B, 1] flat offset of each world's sites
     codes = np.empty((B, n, 2 + N), np.float64)  # head, diplomacy, one per row
 
-    active = state.player_active[:, players]  # [B, n]
-    src = sources(config, state, players)
+    active = state.player_active[:, :P] if all_seats else state.player_active[:, players]  # [B, n]
+    if B * n <= 64:
+        best, value, n_own = _dense_sources(t, state, players)
+        main, support = best[:, 2], best[:, 1]
+        has = value[:, :2] > 0  # [B, 2, n]: offensive troops, spears
+        has_offense, has_spears = has[:, 0], has[:, 1]
+    else:
+        src = sources(config, state, players)
+        main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
     free_slot = (~state.army_active).any(-1)[:, None]  # [B, 1]
-    my_alliance = state.player_alliance[:, players]  # [B, n]
+    my_alliance = state.player_alliance[:, :P] if all_seats else state.player_alliance[:, players]  # [B, n]
 
     # noop, and trade at the richest village, which needs a marketplace.
-    main_res = state.resources[b2, src.main]  # [B, n, R]
-    trade = active & (state.buildings[b2, src.main, MARKET] > 0)
-    codes[..., 0] = 1.0 + 2.0 * (trade & (main_res[..., 0] >= config.trade_amount)) \
-        + 4.0 * (trade & (main_res[..., 1] >= config.trade_amount))
+    main_flat = main + bV  # [B, n]
+    main_res = state.resources.reshape(B * V, -1).take(main_flat, axis=0)  # [B, n, R]
+    trade = active & (state.buildings[..., MARKET].reshape(-1).take(main_flat) > 0)
+    # 1 + 2 * (wood >= amount) + 4 * (iron >= amount), both only with a market (exact small integers).
+    codes[..., 0] = ((main_res[..., :2] >= config.trade_amount) & trade[..., None]) @ _TRADE_BITS + 1.0
 
     # Diplomacy on table rows (alliance_order maps a row to an alliance), computed once per
     # alliance [B, A+1, verb, row] and handed to its active seats.
-    if np.any(diplomacy):
+    if diplomacy is True or diplomacy is False or isinstance(diplomacy, np.bool_):
+        any_diplomacy = bool(diplomacy)
+    else:
+        any_diplomacy = bool(np.any(diplomacy))
+    if any_diplomacy:
         A1 = A + 1
         other = state.alliance_order[:, None, :]  # [B, 1, A]
         mine_a = np.arange(A1)[None, :, None]
@@ -380,7 +450,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
         ], 2) & not_me[:, :, None, :]  # [B, A+1, 4, A]
         by_alliance = _code(verbs.reshape(B, A + 1, -1))  # [B, A+1]
         ok = active & np.asarray(diplomacy, dtype=bool).reshape(-1)[None, :]
-        codes[..., 1] = np.where(ok, by_alliance.reshape(-1).take(b2 * A1 + my_alliance), 0)
+        codes[..., 1] = np.where(ok, by_alliance.reshape(-1).take(np.arange(B)[:, None] * A1 + my_alliance), 0)
     else:
         codes[..., 1] = 0.0
 
@@ -390,18 +460,34 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     owner = state.owner
     owned = owner >= 0
     A1 = A + 1
+    buildings, resources = state.buildings, state.resources
     pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
-    pop_cap = by_level(t.pop_cap, state.buildings[..., FARM], config.pop_cap)
-    train = _code(_can_train_at(config, state.resources[:, :, None, :], True, state.buildings[..., BARRACKS, None],
-                                pop_used[..., None], pop_cap[..., None], np.arange(config.n_units)))
-    build = _code(_can_build_at(config, state.resources[:, :, None, :], True, np.arange(config.n_buildings),
-                                state.buildings))
-    site_verbs = np.where(owned, build + train * np.float32(2 ** config.n_buildings), np.float32(0))
+    in_table = levels_in_table(t, buildings)
+    flags = np.empty((B, V, K + U), bool)  # per site: build k (bits 0..K-1), train u (bits K..)
+    if in_table:
+        pop_cap = t.pop_cap.take(buildings[..., FARM])
+        flat = buildings + t.build_flat_base  # [B, V, K]
+        build = flags[..., :K]
+        np.greater_equal(resources[..., 0, None], t.build_limit[0].take(flat), out=build)
+        for r in range(1, config.n_resources):
+            build &= resources[..., r, None] >= t.build_limit[r].take(flat)
+    else:
+        pop_cap = by_level(t.pop_cap, buildings[..., FARM], config.pop_cap)
+        flags[..., :K] = _can_build_at(config, resources[:, :, None, :], True, np.arange(K), buildings)
+    train = flags[..., K:]
+    np.greater_equal(buildings[..., BARRACKS, None], config.unit_barracks_level, out=train)
+    for r in range(config.n_resources):
+        train &= resources[..., r, None] >= t.batch_cost_by_resource[r]
+    if t.exact_pop:
+        train &= (pop_cap - pop_used)[..., None] >= t.batch_pop
+    else:
+        train &= (pop_used + 0.0)[..., None] + t.batch_pop <= pop_cap[..., None]
+    site_verbs = np.where(owned, _code(flags), np.float32(0))  # build code + train code * 2**K
 
-    site_alliance = np.where(owned, np.take_along_axis(state.player_alliance, np.maximum(owner, 0), 1), -1)
-    rel = state.relation.reshape(-1).take(
-        (np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1 + np.maximum(site_alliance, 0)[:, None, :])
-    same = site_alliance[:, None, :] == np.arange(A1)[None, :, None]  # [B, A+1, V]
+    site_alliance = np.where(owned, state.player_alliance.reshape(-1).take(
+        _arange(B)[:, None] * state.player_alliance.shape[1] + np.maximum(owner, 0)), -1)  # [B, V]
+    rel = state.relation.reshape(-1).take(_rel_base(B, A1) + np.maximum(site_alliance, 0)[:, None, :])  # [B, A+1, V]
+    same = site_alliance[:, None, :] == _arange(A1)[None, :, None]  # [B, A+1, V]
     occupied = owned[:, None, :]
     player_site = (owned & (owner != config.barbarian_player))[:, None, :]
     verdict = ((occupied & ~same).view(np.uint8)
@@ -409,14 +495,100 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
                | (~occupied).view(np.uint8) << 2)  # [B, A+1, V]
 
     act = active & free_slot
-    can_found = ((main_res >= config.found_cost).all(-1) & (src.n_own < config.max_own_villages) & (src.n_own > 0))
-    seat_bits = ((act & src.has_offense).view(np.uint8) | ((act & src.has_spears).view(np.uint8) << 1)
+    can_found = ((main_res >= config.found_cost).all(-1) & (n_own < config.max_own_villages) & (n_own > 0))
+    seat_bits = ((act & has_offense).view(np.uint8) | ((act & has_spears).view(np.uint8) << 1)
                  | ((act & can_found).view(np.uint8) << 2))  # [B, n]
-    rv = state.row_village if np.array_equal(players, np.arange(config.n_players)) else state.row_village[:, players]
-    frv = rv + (np.arange(B) * V)[:, None, None]
-    fixed = verdict.reshape(-1).take(frv + ((np.arange(B) * (A1 - 1) * V)[:, None] + my_alliance * V)[..., None])
+    rv = state.row_village if all_seats else state.row_village[:, players]
+    frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
+    fixed = verdict.reshape(-1).take(frv + (bV * A + my_alliance * V)[..., None])
     fixed &= seat_bits[..., None]
-    fixed &= ~((rv == src.support[..., None]).view(np.uint8) << 1)  # no support to the spears' own village
+    fixed &= ~((rv == support[..., None]).view(np.uint8) << 1)  # no support to the spears' own village
     mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
     codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) * np.float32(8) + fixed
-    return t.mask_plan.assemble(codes)
+    mask = t.mask_plan.assemble(codes)
+    if all_seats and B * n <= 64:
+        _remember_mask(config, state, mask, best)
+    return mask
+
+
+_TRADE_BITS = np.array([2.0, 4.0])
+
+
+def _rel_base(B: int, A1: int) -> np.ndarray:
+    """[B, A1, 1] flat index of relation[b, a, 0]."""
+    key = ("rel", B, A1)
+    a = _INDEX_CACHE.get(key)
+    if a is None:
+        a = ((np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1)
+        a.flags.writeable = False
+        if len(_INDEX_CACHE) < 64:
+            _INDEX_CACHE[key] = a
+    return a
+
+
+# --- the last mask, for the rules ---------------------------------------------------------
+# ``step`` judges legality on the tick-start state exactly as ``action_mask`` does (a test
+# holds the two to each other). When the mask of every seat was just computed from a state
+# with the same contents (checked byte for byte on every array that legality reads: the
+# cache is kept for small batches only, where that check is cheap), the rules read legality
+# and the seats' source villages from it instead of computing them again.
+
+_MASK_READS = ("owner", "resources", "buildings", "troops", "player_alliance", "player_active", "relation",
+               "row_village", "army_active", "army_troops", "army_src")
+_LAST_MASK: list = [None]  # (config ref, fingerprint, mask copy, best [B, 3, P] sources)
+
+
+def _fingerprint(state: State) -> tuple:
+    out = []
+    for name in _MASK_READS:
+        a = getattr(state, name)
+        out += (a.shape, a.dtype.char, a.tobytes())
+    return tuple(out)
+
+
+_NOT_MASK_FIELDS = frozenset({"relation_in_rows", "banner_dim", "banner_scale", "map_scale"})
+_SAME_MASK_RULES: "weakref.WeakKeyDictionary[GameConfig, weakref.WeakKeyDictionary]" = weakref.WeakKeyDictionary()
+
+
+def _same_mask_rules(a: GameConfig, b: GameConfig) -> bool:
+    """The two configs give the same masks and the same legality (they differ at most in how
+    observations look: e.g. a scenario's bot view with relations in rows)."""
+    if a is b:
+        return True
+    memo = _SAME_MASK_RULES.setdefault(a, weakref.WeakKeyDictionary())
+    same = memo.get(b)
+    if same is None:
+        from dataclasses import fields
+
+        same = True
+        for f in fields(a):
+            if f.name in _NOT_MASK_FIELDS:
+                continue
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+                same = same and np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype \
+                    and bool(np.array_equal(x, y))
+            else:
+                same = same and type(x) is type(y) and x == y
+        memo[b] = same
+    return same
+
+
+def _remember_mask(config: GameConfig, state: State, mask: np.ndarray, best: np.ndarray) -> None:
+    _LAST_MASK[0] = (weakref.ref(config), _fingerprint(state), mask.copy(), best)
+
+
+def cached_mask(config: GameConfig, state: State):
+    """(mask [B, P, n_actions] of every seat, best [B, 3, P] sources: attack, support, main) as
+    ``action_mask`` last computed them, if that was on a state with the same contents as
+    ``state`` under the same rules; else None. Diplomacy bits may be off (``diplomacy=False``):
+    the rules judge diplomacy themselves."""
+    last = _LAST_MASK[0]
+    if last is None:
+        return None
+    cfg = last[0]()
+    if cfg is None or not _same_mask_rules(cfg, config) or last[2].shape[0] != state.owner.shape[0]:
+        return None
+    if last[1] != _fingerprint(state):
+        return None
+    return last[2], last[3]

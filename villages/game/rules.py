@@ -18,6 +18,9 @@ Order within a tick:
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, fields
+
 import numpy as np
 
 from . import rng as rngmod
@@ -25,9 +28,12 @@ from .actions import (
     DIPLOMACY_VERBS,
     _can_build_at,
     _can_train_at,
+    _dense_sources,
     army_pop_by_village,
     by_level,
+    cached_mask,
     layout_for,
+    levels_in_table,
     sources,
     tables,
     weighted_units,
@@ -42,10 +48,12 @@ from .config import (
     FARM,
     HQ,
     MARKET,
+    MINE,
     NO_OWNER,
     PEACE,
     RAM,
     SPEAR,
+    TIMBER,
     WALL,
     WAR,
     GameConfig,
@@ -55,13 +63,17 @@ from .state import State
 
 # Fields that never change during an episode are shared, not copied, between states.
 _STATIC = ("pos", "distance", "home", "row_village", "alliance_order")
+_FIELDS = tuple(f.name for f in fields(State))
+# ``step`` replaces these with new arrays before it returns (and never writes into them).
+_REPLACED_BY_STEP = ("tick", "key", "invalid_actions")
 
 
-def _copy_dynamic(state: State) -> State:
-    from dataclasses import fields
-
-    return State(**{f.name: (getattr(state, f.name) if f.name in _STATIC else getattr(state, f.name).copy())
-                    for f in fields(state)})
+def _copy_dynamic(state: State, skip=()) -> State:
+    """A new state sharing the static fields (and ``skip``) with ``state``, copies of the rest."""
+    s = State.__new__(State)
+    d = state.__dict__
+    s.__dict__.update({name: (d[name] if name in _STATIC or name in skip else d[name].copy()) for name in _FIELDS})
+    return s
 
 
 def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -> np.ndarray:
@@ -74,210 +86,299 @@ def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -
 
 def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
     """Advance every world one tick. ``actions`` is int[B, P] (one command per seat)."""
-    s = _copy_dynamic(state)
     actions = np.asarray(actions, dtype=np.int64)
-    B, V = s.owner.shape
+    B, V = state.owner.shape
     P = config.n_players
     if actions.shape != (B, P):
         raise ValueError(f"actions must have shape {(B, P)}, got {actions.shape}")
+    # The mask of this very state, if it was just computed (small batches): legality and sources.
+    known = cached_mask(config, state) if B * P <= 64 else None
+    s = _copy_dynamic(state, skip=_REPLACED_BY_STEP)
     ev = Events()
-    # Sources (where armies and trades leave from) are fixed before production, as the mask saw them.
-    src = sources(config, s, np.arange(P))
-    _produce(config, s)
-    _commands(config, s, actions, src, state, ev)
+    # Sources (where armies and trades leave from) are fixed before production, as the mask saw them:
+    # best [B, 3, P] = the attack, support and main (richest) village of each seat.
+    if known is not None:
+        src = None
+        best = known[1]
+    elif B * P <= 64:
+        src = None
+        best = _dense_sources(tables(config), state, np.arange(P))[0]
+    else:
+        src = sources(config, s, np.arange(P))
+        best = np.stack([src.attack, src.support, src.main], 1)
+    in_table = levels_in_table(tables(config), state.buildings)
+    _produce(config, s, in_table)
+    _commands(config, s, actions, best, src, state, ev, None if known is None else known[0], in_table)
     _arrivals(config, s, ev)
     _upkeep(config, s, ev)
-    s.key = rngmod.mix(s.key)
-    s.tick = s.tick + 1
+    s.key = _next_key(state.key)
+    s.tick = state.tick + 1
     return s, ev
 
 
 # --- 1. economy ------------------------------------------------------------------
 
 
-def _produce(config: GameConfig, s: State) -> None:
-    from .config import MINE, TIMBER
-
+def _produce(config: GameConfig, s: State, in_table: bool) -> None:
     t = tables(config)
-    owned = (s.owner >= 0) & (s.owner != config.barbarian_player)
-    prod = np.stack([by_level(t.production, s.buildings[..., TIMBER], config.production),
-                     by_level(t.production, s.buildings[..., MINE], config.production)], -1)
-    storage = by_level(t.storage, s.buildings[..., 0], config.storage)[..., None]
-    s.resources = np.where(owned[..., None], np.minimum(storage, s.resources + prod), s.resources)
+    b = s.buildings
+    owned = s.owner.view(np.uint64) < config.barbarian_player  # a seat's (not free: -1 is huge, not barbarian)
+    if in_table:
+        prod = t.production.take(b[..., TIMBER:MINE + 1] if MINE == TIMBER + 1 else b[..., [TIMBER, MINE]])
+        storage = t.storage.take(b[..., 0])[..., None]
+    else:
+        prod = np.stack([by_level(t.production, b[..., TIMBER], config.production),
+                         by_level(t.production, b[..., MINE], config.production)], -1)
+        storage = by_level(t.storage, b[..., 0], config.storage)[..., None]
+    np.minimum(storage, s.resources + prod, out=s.resources, where=owned[..., None])
 
 
 # --- 2. commands -----------------------------------------------------------------
 
+# Command kinds (``_Decode.kind``): what an action does, -1 out of range.
+_NOOP, _TRADE, _DIPLOMACY, _ARMY, _BUILD, _TRAIN = range(6)
 
-def _commands(config: GameConfig, s: State, actions: np.ndarray, src, start: State, ev: Events) -> None:
+
+@dataclass(frozen=True, eq=False)
+class _Decode:
+    """Per-config action decoding tables, indexed by action + 1 (index 0 and the last: out of range)."""
+
+    kind: np.ndarray  # int64 [n_actions + 2]
+    row: np.ndarray  # int64 [n_actions]: visible row of a row verb
+    arg: np.ndarray  # int64 [n_actions]: army kind (attack/support/found), building or unit of a row verb
+
+
+_DECODE: "weakref.WeakKeyDictionary[GameConfig, _Decode]" = weakref.WeakKeyDictionary()
+
+
+def _decode(config: GameConfig) -> _Decode:
+    d = _DECODE.get(config)
+    if d is None:
+        L = layout_for(config)
+        K = config.n_buildings
+        n = L.n_actions
+        a = np.arange(n)
+        kind = np.full(n, _NOOP, np.int64)
+        kind[(a == L.trade) | (a == L.trade + 1)] = _TRADE
+        kind[(a >= L.diplomacy) & (a < L.row_base)] = _DIPLOMACY
+        verb = np.where(a >= L.row_base, (a - L.row_base) % L.n_verbs, -1)
+        kind[(verb >= 0) & (verb < 3)] = _ARMY
+        kind[(verb >= 3) & (verb < 3 + K)] = _BUILD
+        kind[verb >= 3 + K] = _TRAIN
+        row = np.where(a >= L.row_base, (a - L.row_base) // L.n_verbs, 0)
+        arg = np.where(verb >= 3 + K, verb - 3 - K, np.where(verb >= 3, verb - 3, np.maximum(verb, 0)))
+        d = _Decode(np.concatenate([[-1], kind, [-1]]).astype(np.int64), row.astype(np.int64), arg.astype(np.int64))
+        _DECODE[config] = d
+    return d
+
+
+def _keep(ok: np.ndarray, inv: np.ndarray, bb: np.ndarray, pp: np.ndarray) -> bool:
+    """Marks the commands that are not ``ok`` invalid; True if every one is ok."""
+    if np.count_nonzero(ok) == len(ok):
+        return True
+    bad = ~ok
+    inv[bb[bad], pp[bad]] = True
+    return False
+
+
+def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarray, src, start: State, ev: Events,
+              legal_mask, in_table: bool) -> None:
     """Execute one command per seat. Legality is judged on ``start``, the state at the start
-    of the tick (what ``action_mask`` saw), so that the rules execute exactly the masked-legal
-    commands; the effects apply to ``s`` (after production, so resources only grew).
+    of the tick (what ``action_mask`` saw: ``legal_mask`` when it is known), so that the
+    rules execute exactly the masked-legal commands; the effects apply to ``s`` (after
+    production, so resources only grew).
 
     Work is done on the compact list of seats that issued each kind of command, in (world,
-    seat) order, which is also the order of the events."""
+    seat) order, which is also the order of the events. ``best`` [B, 3, P]: each seat's
+    attack, support and main village; ``src`` the full ``Sources`` (None: compute legality
+    from ``best`` and ``start``)."""
     L = layout_for(config)
-    B, V = s.owner.shape
-    P, N, A, K = config.n_players, config.n_rows, config.n_alliances, config.n_buildings
+    P, A = config.n_players, config.n_alliances
     t = tables(config)
+    dec = _decode(config)
     active = s.player_active[:, :P]
-    in_range = (actions >= 0) & (actions < L.n_actions)
-    invalid = ~in_range
-    cb, cp = np.nonzero(active & in_range & (actions != L.noop))  # acting seats
-    ca = actions[cb, cp]
-    failed = []  # (worlds, seats) of commands that turned out illegal
+    kind = dec.kind.take(actions + 1, mode="clip")  # -1: out of range
+    inv = (kind < 0) & active  # invalid commands of active seats
+    cb, cp = np.nonzero((kind > 0) & active)  # acting seats (not noop)
+    n_cmd = len(cb)
+    if n_cmd:
+        ck = kind[cb, cp]
+        counts = np.bincount(ck, minlength=6).tolist()
+        if n_cmd > 1 and counts[ck[0]] != n_cmd:  # group by kind, keeping (world, seat) order
+            order = np.argsort(ck, kind="stable")
+            cb, cp = cb[order], cp[order]
+        ca = actions[cb, cp]
+        legal = None if legal_mask is None else legal_mask[cb, cp, ca]
+        lo = [0] * 7
+        for k in range(6):
+            lo[k + 1] = lo[k] + counts[k]
+        for k in (_TRADE, _DIPLOMACY, _BUILD, _TRAIN, _ARMY):  # the rules' order
+            if counts[k]:
+                i = slice(lo[k], lo[k + 1])
+                ok = None if legal is None or k == _DIPLOMACY else legal[i]
+                _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], ok, best, src, inv, ev, t, dec, in_table)
+    s.invalid_actions = start.invalid_actions + inv
+    if inv.any():
+        bb, pp = np.nonzero(inv)
+        ev.add("invalid", world=bb, tick=start.tick[bb], player=pp, action=actions[bb, pp])
 
-    # Trade -----------------------------------------------------------------------
-    sel = np.nonzero((ca == L.trade) | (ca == L.trade + 1))[0]
-    if len(sel):
-        bb, pp = cb[sel], cp[sel]
-        v = src.main[bb, pp]
-        g = (ca[sel] == L.trade + 1).astype(np.int64)
-        market = s.buildings[bb, v, MARKET]
+
+def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    L = layout_for(config)
+    v = best[bb, 2, pp]  # the richest village
+    g = aa - L.trade  # 0: wood -> iron, 1: iron -> wood
+    market = s.buildings[bb, v, MARKET]
+    if ok is None:
         ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
-        failed.append((bb[~ok], pp[~ok]))
-        bb, pp, v, g, market = bb[ok], pp[ok], v[ok], g[ok], market[ok]
-        rate = config.trade_rate_base + 0.05 * market
-        s.resources[bb, v, g] -= config.trade_amount
-        storage = by_level(t.storage, s.buildings[bb, v, HQ], config.storage)
-        s.resources[bb, v, 1 - g] = np.minimum(storage, s.resources[bb, v, 1 - g] + config.trade_amount * rate)
+    if not _keep(ok, inv, bb, pp):
+        bb, v, g, market = bb[ok], v[ok], g[ok], market[ok]
+        if not len(bb):
+            return
+    rate = config.trade_rate_base + 0.05 * market
+    s.resources[bb, v, g] -= config.trade_amount
+    hq = s.buildings[bb, v, HQ]
+    storage = t.storage.take(hq) if in_table else by_level(t.storage, hq, config.storage)
+    g1 = 1 - g
+    s.resources[bb, v, g1] = np.minimum(storage, s.resources[bb, v, g1] + config.trade_amount * rate)
 
-    # Diplomacy -------------------------------------------------------------------
-    sel = np.nonzero((ca >= L.diplomacy) & (ca < L.row_base))[0]
-    if len(sel):
-        bb, pp = cb[sel], cp[sel]
-        dverb = (ca[sel] - L.diplomacy) // A
-        x = s.player_alliance[bb, pp]
-        y = s.alliance_order[bb, (ca[sel] - L.diplomacy) % A]
-        rel_o = start.relation[bb, x, y]
-        offer_to_me = start.offer[bb, y, x]
-        offer_by_me = start.offer[bb, x, y]
-        legal = np.select(
-            [dverb == 0, dverb == 1, dverb == 2, dverb == 3],
-            [rel_o != WAR, (rel_o == WAR) & (offer_by_me != PEACE + 1), (rel_o == PEACE) & (offer_by_me != ALLY + 1),
-             offer_to_me > 0],
-            False,
-        ) & (x != y)
-        failed.append((bb[~legal], pp[~legal]))
-        for code, name in enumerate(DIPLOMACY_VERBS):
-            i = np.nonzero(legal & (dverb == code))[0]
-            if not len(i):
-                continue
-            wb, wp, wx, wy = bb[i], pp[i], x[i], y[i]
-            if name == "declare_war":
-                first = _first_per_pair(wb, wx, wy, A)
-                _set_relation(s, wb[first], wx[first], wy[first], WAR, wp[first], ev)
-            elif name == "offer_peace":
-                s.offer[wb, wx, wy] = PEACE + 1
-            elif name == "offer_alliance":
-                s.offer[wb, wx, wy] = ALLY + 1
-            else:  # accept: a concurrent change this tick may have cleared the offer already
-                offered = s.offer[wb, wy, wx]
-                keep = np.nonzero(offered > 0)[0]
-                keep = keep[_first_per_pair(wb[keep], wx[keep], wy[keep], A)]
-                _set_relation(s, wb[keep], wx[keep], wy[keep], offered[keep] - 1, wp[keep], ev)
 
-    # Row verbs: decode once ------------------------------------------------------
-    sel = np.nonzero(ca >= L.row_base)[0]
-    rb, rp = cb[sel], cp[sel]
-    row = (ca[sel] - L.row_base) // L.n_verbs
-    verb = (ca[sel] - L.row_base) % L.n_verbs
-    target = s.row_village[rb, rp, row]
-    t_owner = s.owner[rb, target]
-    mine = t_owner == rp
+def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    L = layout_for(config)
+    A = config.n_alliances
+    dverb, col = np.divmod(aa - L.diplomacy, A)
+    x = s.player_alliance[bb, pp]
+    y = s.alliance_order[bb, col]
+    rel_o = start.relation[bb, x, y]
+    offer_to_me = start.offer[bb, y, x]
+    offer_by_me = start.offer[bb, x, y]
+    legal = np.select(
+        [dverb == 0, dverb == 1, dverb == 2, dverb == 3],
+        [rel_o != WAR, (rel_o == WAR) & (offer_by_me != PEACE + 1), (rel_o == PEACE) & (offer_by_me != ALLY + 1),
+         offer_to_me > 0],
+        False,
+    ) & (x != y)
+    _keep(legal, inv, bb, pp)
+    for code, name in enumerate(DIPLOMACY_VERBS):
+        i = np.nonzero(legal & (dverb == code))[0]
+        if not len(i):
+            continue
+        wb, wp, wx, wy = bb[i], pp[i], x[i], y[i]
+        if name == "declare_war":
+            first = _first_per_pair(wb, wx, wy, A)
+            _set_relation(s, wb[first], wx[first], wy[first], WAR, wp[first], ev)
+        elif name == "offer_peace":
+            s.offer[wb, wx, wy] = PEACE + 1
+        elif name == "offer_alliance":
+            s.offer[wb, wx, wy] = ALLY + 1
+        else:  # accept: a concurrent change this tick may have cleared the offer already
+            offered = s.offer[wb, wy, wx]
+            keep = np.nonzero(offered > 0)[0]
+            keep = keep[_first_per_pair(wb[keep], wx[keep], wy[keep], A)]
+            _set_relation(s, wb[keep], wx[keep], wy[keep], offered[keep] - 1, wp[keep], ev)
 
-    # Build -----------------------------------------------------------------------
-    i = np.nonzero((verb >= 3) & (verb < 3 + K))[0]
-    if len(i):
-        bb, pp, v, k = rb[i], rp[i], target[i], verb[i] - 3
-        ok = mine[i] & _can_build_at(config, start.resources[bb, v], start.owner[bb, v], k, start.buildings[bb, v, k])
-        failed.append((bb[~ok], pp[~ok]))
-        bb, pp, v, k = bb[ok], pp[ok], v[ok], k[ok]
-        if len(bb):
-            level = s.buildings[bb, v, k]
-            s.resources[bb, v] -= config.building_cost()[k, level]
-            s.buildings[bb, v, k] = level + 1
-            ev.add("build", world=bb, tick=s.tick[bb], player=pp, village=v, building=k, level=level + 1)
 
-    # Train -----------------------------------------------------------------------
-    i = np.nonzero(verb >= 3 + K)[0]
-    if len(i):
-        bb, pp, v, u = rb[i], rp[i], target[i], verb[i] - 3 - K
+def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    v = s.row_village[bb, pp, dec.row.take(aa)]
+    k = dec.arg.take(aa)
+    # Buildings have not changed since the tick started (production and trade leave them alone).
+    level = s.buildings[bb, v, k]
+    if ok is None:
+        # (The owner is the seat itself, so it is >= 0.)
+        ok = (s.owner[bb, v] == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
+    if not _keep(ok, inv, bb, pp):
+        bb, pp, v, k, level = bb[ok], pp[ok], v[ok], k[ok], level[ok]
+        if not len(bb):
+            return
+    new = level + 1
+    s.resources[bb, v] -= config.building_cost()[k, level]
+    s.buildings[bb, v, k] = new
+    ev.add("build", world=bb, tick=start.tick[bb], player=pp, village=v, building=k, level=new)
+
+
+def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    v = s.row_village[bb, pp, dec.row.take(aa)]
+    u = dec.arg.take(aa)
+    if ok is None:
         pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
-        pop_cap = by_level(t.pop_cap, start.buildings[bb, v, FARM], config.pop_cap)
-        ok = mine[i] & _can_train_at(config, start.resources[bb, v], start.owner[bb, v],
-                                     start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
-        failed.append((bb[~ok], pp[~ok]))
+        farm = start.buildings[bb, v, FARM]
+        pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
+        ok = (s.owner[bb, v] == pp) & _can_train_at(config, start.resources[bb, v], True,
+                                                    start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
+    if not _keep(ok, inv, bb, pp):
         bb, pp, v, u = bb[ok], pp[ok], v[ok], u[ok]
-        if len(bb):
-            n = config.unit_batch[u]
-            s.resources[bb, v] -= config.unit_cost[u] * n[:, None]
-            s.troops[bb, v, u] += n
-            ev.add("train", world=bb, tick=s.tick[bb], player=pp, village=v, unit=u, count=n)
+        if not len(bb):
+            return
+    n = config.unit_batch[u]
+    s.resources[bb, v] -= config.unit_cost[u] * n[:, None]
+    s.troops[bb, v, u] += n
+    ev.add("train", world=bb, tick=start.tick[bb], player=pp, village=v, unit=u, count=n)
 
-    # Armies: attack, support, found ----------------------------------------------
-    i = np.nonzero(verb < 3)[0]
-    if len(i):
-        bb, pp, dst, tv, tp = rb[i], rp[i], target[i], verb[i], t_owner[i]
-        my_alliance = s.player_alliance[bb, pp]
-        t_alliance = np.where(tp >= 0, s.player_alliance[bb, np.maximum(tp, 0)], -1)
-        rel_t = start.relation[bb, my_alliance, np.maximum(t_alliance, 0)]  # as the mask saw it
-        occupied = tp >= 0
+
+def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    """Attack, support, found: the army kind is the verb (ARMY_ATTACK, ARMY_SUPPORT, ARMY_SETTLE)."""
+    dst = s.row_village[bb, pp, dec.row.take(aa)]
+    kind = dec.arg.take(aa)
+    tp = s.owner[bb, dst]
+    my_alliance = s.player_alliance[bb, pp]
+    occupied = tp >= 0
+    t_alliance = np.where(occupied, s.player_alliance[bb, np.maximum(tp, 0)], -1)
+    rel_t = start.relation[bb, my_alliance, np.maximum(t_alliance, 0)]  # as the mask saw it
+    if ok is None:
+        if src is None:
+            src = sources(config, start, np.arange(config.n_players))
         same = t_alliance == my_alliance
-        ok_attack = (tv == 0) & occupied & ~same & src.has_offense[bb, pp]
+        ok_attack = (kind == 0) & occupied & ~same & src.has_offense[bb, pp]
         friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
-        ok_support = (tv == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
+        ok_support = (kind == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
         main = src.main[bb, pp]
         n_own = src.n_own[bb, pp]
-        ok_found = ((tv == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
+        ok_found = ((kind == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
                     & (n_own < config.max_own_villages) & (n_own > 0))
-        launch = ok_attack | ok_support | ok_found
-        # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
-        lb = bb[launch]
-        first_of_world = np.r_[True, lb[1:] != lb[:-1]]
-        pos = np.arange(len(lb))
-        rank = pos - np.maximum.accumulate(np.where(first_of_world, pos, 0))
-        free = ~s.army_active
-        fits_l = rank < free.sum(1)[lb]
+        ok = ok_attack | ok_support | ok_found
+    # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
+    launch = ok
+    lb = bb[launch]
+    rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
+    free = ~s.army_active
+    fits_l = rank < free.sum(1)[lb]
+    if np.count_nonzero(fits_l) == len(fits_l):
+        fits = launch
+    else:
         fits = np.zeros(len(bb), bool)
         fits[np.nonzero(launch)[0][fits_l]] = True
-        failed.append((bb[~fits], pp[~fits]))
-        go = np.nonzero(fits)[0]
-        if len(go):
-            bb, pp, dst, tp = bb[go], pp[go], dst[go], tp[go]
-            rank = rank[fits_l]
-            m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
-            kind = np.where(ok_attack[go], ARMY_ATTACK, np.where(ok_support[go], ARMY_SUPPORT, ARMY_SETTLE))
-            source = np.where(kind == ARMY_ATTACK, src.attack[bb, pp],
-                              np.where(kind == ARMY_SUPPORT, src.support[bb, pp], main[go]))
-            home_troops = s.troops[bb, source]
-            sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
-            # Support sends half the spears (rounded up): a village never strips itself bare to help.
-            sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
-            s.troops[bb, source] -= sent
-            settle = kind == ARMY_SETTLE
-            s.resources[bb[settle], source[settle]] -= config.found_cost
-            s.army_active[bb, m] = True
-            s.army_kind[bb, m] = kind
-            s.army_owner[bb, m] = pp
-            s.army_src[bb, m] = source
-            s.army_dst[bb, m] = dst
-            s.army_arrive[bb, m] = s.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
-            s.army_troops[bb, m] = sent
-            s.army_loot[bb, m] = 0.0
-            ev.add(
-                "launch", world=bb, tick=s.tick[bb], player=pp, army=m, kind=kind, src=source, dst=dst,
-                target_player=tp, target_alliance=t_alliance[go], relation=np.where(tp >= 0, rel_t[go], -1),
-                troops=sent, arrive=s.army_arrive[bb, m],
-            )
+        rank = rank[fits_l]
+    if not _keep(fits, inv, bb, pp):
+        bb, pp, dst, tp, kind = bb[fits], pp[fits], dst[fits], tp[fits], kind[fits]
+        t_alliance, rel_t = t_alliance[fits], rel_t[fits]
+        if not len(bb):
+            return
+    m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+    source = best[bb, kind, pp]  # attack source, support source or the richest village
+    home_troops = s.troops[bb, source]
+    sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
+    # Support sends half the spears (rounded up): a village never strips itself bare to help.
+    sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
+    s.troops[bb, source] -= sent
+    settle = kind == ARMY_SETTLE
+    if settle.any():
+        s.resources[bb[settle], source[settle]] -= config.found_cost
+    arrive = start.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
+    s.army_active[bb, m] = True
+    s.army_kind[bb, m] = kind
+    s.army_owner[bb, m] = pp
+    s.army_src[bb, m] = source
+    s.army_dst[bb, m] = dst
+    s.army_arrive[bb, m] = arrive
+    s.army_troops[bb, m] = sent
+    s.army_loot[bb, m] = 0.0
+    ev.add(
+        "launch", world=bb, tick=start.tick[bb], player=pp, army=m, kind=kind, src=source, dst=dst,
+        target_player=tp, target_alliance=t_alliance, relation=np.where(tp >= 0, rel_t, -1),
+        troops=sent, arrive=arrive,
+    )
 
-    for fb, fp in failed:
-        invalid[fb, fp] = True
-    invalid &= active
-    s.invalid_actions = s.invalid_actions + invalid
-    bb, pp = np.nonzero(invalid)
-    if len(bb):
-        ev.add("invalid", world=bb, tick=s.tick[bb], player=pp, action=actions[bb, pp])
+
+_COMMAND = {_TRADE: _trade, _DIPLOMACY: _diplomacy, _BUILD: _build, _TRAIN: _train, _ARMY: _army}
 
 
 def _first_per_pair(bb, x, y, A) -> np.ndarray:
@@ -308,6 +409,19 @@ def _set_relation(s: State, bb, x, y, value, by, ev: Events) -> None:
 # --- 3. arrivals -----------------------------------------------------------------
 
 
+def _first_per_key(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys, return_index=True)[1]``: the index of each key's first occurrence, in
+    key order (the same stable sort and comparison, without ``np.unique``'s overhead)."""
+    if len(keys) < 2:
+        return np.arange(len(keys))
+    perm = keys.argsort(kind="mergesort")
+    aux = keys[perm]
+    first = np.empty(len(keys), bool)
+    first[0] = True
+    np.not_equal(aux[1:], aux[:-1], out=first[1:])
+    return perm[first]
+
+
 def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     B, V = s.owner.shape
     arrived = s.army_active & (s.army_arrive <= s.tick[:, None])
@@ -315,79 +429,100 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     if not len(ab):
         return
     # One arrival per village per tick: the lowest slot goes first.
-    _, first = np.unique(ab * V + s.army_dst[ab, am], return_index=True)
-    b, m = ab[first], am[first]
+    if len(ab) > 1:
+        first = _first_per_key(ab * V + s.army_dst[ab, am])
+        b, m = ab[first], am[first]
+    else:
+        b, m = ab, am
     v = s.army_dst[b, m]
     p = s.army_owner[b, m]
     kind = s.army_kind[b, m]
     owner = s.owner[b, v]
     my_all = s.player_alliance[b, p]
-    t_all = np.where(owner >= 0, s.player_alliance[b, np.maximum(owner, 0)], -1)
+    occupied = owner >= 0
+    t_all = np.where(occupied, s.player_alliance[b, np.maximum(owner, 0)], -1)
     rel = s.relation[b, my_all, np.maximum(t_all, 0)]
+    n_kind = np.bincount(kind, minlength=4).tolist()  # arrivals per army kind
+    done = None  # arrivals whose army disbands here
 
     # Returning armies unload at home if home is still theirs; otherwise they are lost.
-    ret = kind == ARMY_RETURN
-    home_ok = ret & (owner == p)
-    hb, hv, hm = b[home_ok], v[home_ok], m[home_ok]
-    s.troops[hb, hv] += s.army_troops[hb, hm]
-    storage = by_level(tables(config).storage, s.buildings[hb, hv, 0], config.storage)[:, None]
-    s.resources[hb, hv] = np.minimum(storage, s.resources[hb, hv] + s.army_loot[hb, hm])
-    lost = ret & ~home_ok
-    if lost.any():
-        ev.add("army_lost", world=b[lost], tick=s.tick[b[lost]], player=p[lost], troops=s.army_troops[b[lost], m[lost]])
-    done = ret.copy()
+    if n_kind[ARMY_RETURN]:
+        ret = kind == ARMY_RETURN
+        home_ok = ret & (owner == p)
+        hb, hv, hm = b[home_ok], v[home_ok], m[home_ok]
+        s.troops[hb, hv] += s.army_troops[hb, hm]
+        storage = by_level(tables(config).storage, s.buildings[hb, hv, 0], config.storage)[:, None]
+        s.resources[hb, hv] = np.minimum(storage, s.resources[hb, hv] + s.army_loot[hb, hm])
+        lost = ret & ~home_ok
+        if lost.any():
+            ev.add("army_lost", world=b[lost], tick=s.tick[b[lost]], player=p[lost],
+                   troops=s.army_troops[b[lost], m[lost]])
+        done = ret
 
     # Supports join a friendly garrison.
-    friendly = (owner >= 0) & (owner != config.barbarian_player) & ((t_all == my_all) | (rel == ALLY))
-    sup = (kind == ARMY_SUPPORT) & friendly
-    s.troops[b[sup], v[sup]] += s.army_troops[b[sup], m[sup]]
-    if sup.any():
-        ev.add("support", world=b[sup], tick=s.tick[b[sup]], player=p[sup], village=v[sup], troops=s.army_troops[b[sup], m[sup]])
-    done |= sup
+    if n_kind[ARMY_SUPPORT]:
+        friendly = occupied & (owner != config.barbarian_player) & ((t_all == my_all) | (rel == ALLY))
+        sup = (kind == ARMY_SUPPORT) & friendly
+        if sup.any():
+            s.troops[b[sup], v[sup]] += s.army_troops[b[sup], m[sup]]
+            ev.add("support", world=b[sup], tick=s.tick[b[sup]], player=p[sup], village=v[sup],
+                   troops=s.army_troops[b[sup], m[sup]])
+            done = sup if done is None else done | sup
 
     # Settlers found a village on a site that is still free.
-    n_own = np.bincount((np.arange(B)[:, None] * (config.n_players + 1) + np.maximum(s.owner, 0)).ravel(),
-                        weights=(s.owner >= 0).ravel(), minlength=B * (config.n_players + 1)).reshape(B, -1)
-    # A removed seat founds nothing, and settlers arriving together count against the village
-    # cap one by one (lowest slot first); settlers who cannot found disband (they carry no troops).
-    settle = (kind == ARMY_SETTLE) & (owner == NO_OWNER) & s.player_active[b, p]
-    if settle.any():
-        idx = np.nonzero(settle)[0]
-        idx = idx[np.lexsort((m[idx], p[idx], b[idx]))]
-        group = b[idx] * (config.n_players + 1) + p[idx]
-        first = np.r_[True, group[1:] != group[:-1]]
-        rank = np.arange(len(idx)) - np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
-        settle[idx] = n_own[b[idx], p[idx]] + rank < config.max_own_villages
-    sb, sv, sm = b[settle], v[settle], m[settle]
-    s.owner[sb, sv] = p[settle]
-    s.buildings[sb, sv] = config.start_buildings
-    s.resources[sb, sv] = 0.0
-    s.integrity[sb, sv] = config.integrity_max
-    s.troops[sb, sv] += s.army_troops[sb, sm]
-    if settle.any():
-        ev.add("found", world=sb, tick=s.tick[sb], player=p[settle], village=sv)
-    done |= settle
+    if n_kind[ARMY_SETTLE]:
+        # A removed seat founds nothing, and settlers arriving together count against the village
+        # cap one by one (lowest slot first); settlers who cannot found disband (they carry no troops).
+        settle = (kind == ARMY_SETTLE) & (owner == NO_OWNER) & s.player_active[b, p]
+        if settle.any():
+            n_own = np.bincount((np.arange(B)[:, None] * (config.n_players + 1) + np.maximum(s.owner, 0)).ravel(),
+                                weights=(s.owner >= 0).ravel(), minlength=B * (config.n_players + 1)).reshape(B, -1)
+            idx = np.nonzero(settle)[0]
+            idx = idx[np.lexsort((m[idx], p[idx], b[idx]))]
+            group = b[idx] * (config.n_players + 1) + p[idx]
+            first = np.r_[True, group[1:] != group[:-1]]
+            rank = np.arange(len(idx)) - np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
+            settle[idx] = n_own[b[idx], p[idx]] + rank < config.max_own_villages
+            sb, sv, sm = b[settle], v[settle], m[settle]
+            s.owner[sb, sv] = p[settle]
+            s.buildings[sb, sv] = config.start_buildings
+            s.resources[sb, sv] = 0.0
+            s.integrity[sb, sv] = config.integrity_max
+            s.troops[sb, sv] += s.army_troops[sb, sm]
+            if settle.any():
+                ev.add("found", world=sb, tick=s.tick[sb], player=p[settle], village=sv)
+            done = settle if done is None else done | settle
 
     # Attacks on a village that is gone or friendly by now turn back; the rest fight.
-    fight = (kind == ARMY_ATTACK) & (owner >= 0) & (t_all != my_all)
-    turn_back = ~done & ~fight
-    _battles(config, s, b[fight], m[fight], v[fight], p[fight], owner[fight], rel[fight], ev)
-
-    tb, tm = b[turn_back], m[turn_back]
-    _send_home(config, s, tb, tm)
-    s.army_active[b[done], m[done]] = False
+    if n_kind[ARMY_ATTACK]:
+        fight = (kind == ARMY_ATTACK) & occupied & (t_all != my_all)
+        if fight.any():
+            _battles(config, s, b[fight], m[fight], v[fight], p[fight], owner[fight], rel[fight], ev)
+            turn_back = ~fight if done is None else ~done & ~fight
+        else:
+            turn_back = None if done is None else ~done
+    else:
+        turn_back = None if done is None else ~done
+    if turn_back is None:  # nothing disbands and nothing fights: every arrival turns back
+        _send_home(config, s, b, m)
+    elif turn_back.any():
+        _send_home(config, s, b[turn_back], m[turn_back])
+    if done is not None and done.any():
+        s.army_active[b[done], m[done]] = False
 
 
 def _send_home(config: GameConfig, s: State, b, m) -> None:
     """Turn armies around towards their source; empty armies simply disband."""
-    has = s.army_troops[b, m].sum(-1) > 0
+    troops = s.army_troops[b, m]
+    has = troops.sum(-1) > 0
     here = s.army_dst[b, m]
     home = s.army_src[b, m]
     s.army_kind[b, m] = ARMY_RETURN
     s.army_dst[b, m] = home
     s.army_src[b, m] = home
-    s.army_arrive[b, m] = s.tick[b] + travel_ticks(config, s.distance[b, here, home], s.army_troops[b, m])
-    s.army_active[b[~has], m[~has]] = False
+    s.army_arrive[b, m] = s.tick[b] + travel_ticks(config, s.distance[b, here, home], troops)
+    if np.count_nonzero(has) != len(has):
+        s.army_active[b[~has], m[~has]] = False
 
 
 def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events) -> None:
@@ -395,9 +530,14 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
         return
     att = s.army_troops[b, m]  # [n, U]
     dfd = s.troops[b, v]
-    luck = 1.0 + config.luck * (2 * rngmod.uniform(s.key[b], 7, v) - 1)
-    a_inf = (att * config.unit_attack * ~config.unit_is_cavalry).sum(-1)
-    a_cav = (att * config.unit_attack * config.unit_is_cavalry).sum(-1)
+    luck = _luck(config, s.key[b], v)
+    w = _battle_weights(config)
+    if w is not None:
+        a_inf = (att * w.attack_inf).sum(-1)
+        a_cav = (att * w.attack_cav).sum(-1)
+    else:
+        a_inf = (att * config.unit_attack * ~config.unit_is_cavalry).sum(-1)
+        a_cav = (att * config.unit_attack * config.unit_is_cavalry).sum(-1)
     A = (a_inf + a_cav) * luck
     inf_share = np.where(a_inf + a_cav > 0, a_inf / np.maximum(a_inf + a_cav, 1e-9), 1.0)
     per_unit = config.unit_def_inf * inf_share[:, None] + config.unit_def_cav * (1 - inf_share[:, None])
@@ -419,16 +559,19 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     s.resources[b, v] = avail - take
     rams = survivors[:, RAM]
     damage = np.where(won, config.damage_per_win + config.damage_per_ram * rams, 0.0)
-    damage = np.minimum(damage, s.integrity[b, v])  # what was really taken off the village
-    s.integrity[b, v] = s.integrity[b, v] - damage
+    integrity = s.integrity[b, v]
+    damage = np.minimum(damage, integrity)  # what was really taken off the village
+    integrity = integrity - damage
+    s.integrity[b, v] = integrity
     s.buildings[b, v, WALL] = np.where(won & (rams > 0), np.maximum(wall - 1, 0), wall)
-    destroyed = won & (s.integrity[b, v] <= 0)
-    db, dv = b[destroyed], v[destroyed]
-    s.owner[db, dv] = NO_OWNER
-    s.buildings[db, dv] = 0
-    s.resources[db, dv] = 0.0
-    s.troops[db, dv] = 0
-    s.integrity[db, dv] = 0.0
+    destroyed = won & (integrity <= 0)
+    if destroyed.any():
+        db, dv = b[destroyed], v[destroyed]
+        s.owner[db, dv] = NO_OWNER
+        s.buildings[db, dv] = 0
+        s.resources[db, dv] = 0.0
+        s.troops[db, dv] = 0
+        s.integrity[db, dv] = 0.0
 
     s.army_troops[b, m] = survivors
     s.army_loot[b, m] = take
@@ -441,6 +584,60 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     _send_home(config, s, b, m)
 
 
+@dataclass(frozen=True, eq=False)
+class _Weights:
+    attack_inf: np.ndarray  # unit_attack * ~unit_is_cavalry (the same products: the factor is 0 or 1)
+    attack_cav: np.ndarray  # unit_attack * unit_is_cavalry
+
+
+_WEIGHTS: "weakref.WeakKeyDictionary[GameConfig, _Weights | None]" = weakref.WeakKeyDictionary()
+
+
+def _battle_weights(config: GameConfig) -> _Weights | None:
+    """None unless ``unit_is_cavalry`` is boolean (then (troops * attack) * flag == troops * (attack * flag))."""
+    if config not in _WEIGHTS:
+        cav = config.unit_is_cavalry
+        ok = isinstance(cav, np.ndarray) and cav.dtype == bool
+        _WEIGHTS[config] = _Weights(config.unit_attack * ~cav, config.unit_attack * cav) if ok else None
+    return _WEIGHTS[config]
+
+
+def _luck(config: GameConfig, key: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Attack strength multiplier in [1 - luck, 1 + luck]: 1 + luck * (2 * rng.uniform(key, 7, v) - 1)."""
+    if len(key) > 8:
+        return 1.0 + config.luck * (2 * rngmod.uniform(key, 7, v) - 1)
+    # A few battles: the same 64-bit hash and float operations on Python numbers.
+    luck = config.luck
+    return np.array([1.0 + luck * (2 * _uniform_int(k, 7, c) - 1) for k, c in zip(key.tolist(), v.tolist())])
+
+
+_MASK64 = (1 << 64) - 1
+_M1, _M2, _GOLDEN = int(rngmod._M1), int(rngmod._M2), int(rngmod._GOLDEN)
+
+
+def _mix_int(x: int) -> int:
+    """``rng.mix`` of one uint64 as a Python int."""
+    x = (x + _GOLDEN) & _MASK64
+    x = ((x ^ (x >> 30)) * _M1) & _MASK64
+    x = ((x ^ (x >> 27)) * _M2) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _uniform_int(key: int, *counters: int) -> float:
+    """``rng.uniform`` of one key and integer counters, on Python ints (bit for bit)."""
+    h = key
+    for c in counters:
+        h = _mix_int(h ^ ((c & _MASK64) * _M2 & _MASK64))
+    return (h >> 11) * (1.0 / 9007199254740992.0)
+
+
+def _next_key(key: np.ndarray) -> np.ndarray:
+    """``rng.mix(key)``: on Python ints for a few worlds."""
+    if len(key) > 8:
+        return rngmod.mix(key)
+    return np.array([_mix_int(k) for k in key.tolist()], dtype=np.uint64)
+
+
 # --- 4. upkeep -------------------------------------------------------------------
 
 
@@ -448,10 +645,9 @@ def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
     owned = s.owner >= 0
     s.integrity = np.where(owned, np.minimum(config.integrity_max, s.integrity + config.integrity_regen), 0.0)
     B = s.batch_size
-    P1 = config.n_players + 1
-    n_own = np.bincount((np.arange(B)[:, None] * P1 + np.maximum(s.owner, 0)).ravel(), weights=owned.ravel(),
-                        minlength=B * P1).reshape(B, P1)
-    gone = s.player_active & (n_own == 0)
+    P2 = config.n_players + 2  # per world: free sites, seats, barbarians
+    n_sites = np.bincount((s.owner + (np.arange(B) * P2 + 1)[:, None]).ravel(), minlength=B * P2).reshape(B, P2)
+    gone = s.player_active & (n_sites[:, 1:] == 0)
     gone[:, config.barbarian_player] = False
     if gone.any():
         bb, pp = np.nonzero(gone)
