@@ -99,10 +99,6 @@ def layout_for(config: GameConfig) -> ObservationLayout:
     return ObservationLayout(config.n_rows, config.n_alliances, config.banner_dim)
 
 
-def _relation_onehot(rel: np.ndarray) -> np.ndarray:
-    return np.stack([rel == WAR, rel == PEACE, rel == ALLY], -1).astype(np.float32)
-
-
 def _log(x) -> np.ndarray:
     return np.log1p(np.maximum(x, 0)) / 6.0
 
@@ -201,9 +197,12 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     seat_v = np.where(occ_v, owner_v, P1 - 1)
     flat_v = (b2 * P1 + seat_v).ravel()
     per_seat = lambda x, w: np.bincount(x, weights=w, minlength=B * P1).reshape(B, P1)  # noqa: E731
-    troops_seat = np.stack([per_seat(flat_v, state.troops[..., u].ravel()) for u in range(U)], -1)
+    # [B, P1, U] in one bincount each (bin (seat, unit) adds its sites in site order, as one per unit would)
+    per_seat_unit = lambda x, w: np.bincount(  # noqa: E731
+        (x[:, None] * U + np.arange(U)).ravel(), weights=w.ravel(), minlength=B * P1 * U).reshape(B, P1, U)
+    troops_seat = per_seat_unit(flat_v, state.troops)
     flat_a = (b2 * P1 + np.where(state.army_active, state.army_owner, P1 - 1)).ravel()
-    troops_seat += np.stack([per_seat(flat_a, state.army_troops[..., u].ravel()) for u in range(U)], -1)
+    troops_seat += per_seat_unit(flat_a, state.army_troops)
     own_troops = troops_seat[:, players]
     n_vill = per_seat(flat_v, np.ones(B * V))[:, players]
     pop_u = per_seat(flat_v, pop_used.ravel())[:, players]
@@ -233,7 +232,8 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     row_banner = state.banner.reshape(B * A1, D).take((b2 * A1 + state.alliance_order).ravel(), axis=0)
     d[..., dc("banner_0") : dc("banner_0") + D] = row_banner.reshape(B, 1, A, D) * config.banner_scale
     d[..., dc("is_mine")] = is_mine
-    d[..., dc("rel_war") : dc("rel_war") + 3] = _relation_onehot(rel_d) * ~is_mine[..., None]
+    for col, value in (("rel_war", WAR), ("rel_peace", PEACE), ("rel_ally", ALLY)):
+        d[..., dc(col)] = (rel_d == value) & ~is_mine
     d[..., dc("offer_to_me")] = state.offer.reshape(-1).take((b3 * A1 + order) * A1 + mine_a) > 0
     d[..., dc("offer_by_me")] = state.offer.reshape(-1).take((b3 * A1 + mine_a) * A1 + order) > 0
     d[..., dc("villages")] = np.take_along_axis(ally_villages, state.alliance_order, 1)[:, None, :] / 10.0
