@@ -26,7 +26,12 @@ class Events:
         self.tables: dict[str, dict[str, list[np.ndarray]]] = {}
 
     def add(self, event_kind: str, /, **columns) -> None:
-        table = self.tables.setdefault(event_kind, {})
+        table = self.tables.get(event_kind)
+        if table is None:  # (the usual case: one add per kind and step)
+            table = self.tables[event_kind] = {name: [np.asarray(col)] for name, col in columns.items()}
+            if table:
+                len(next(iter(table.values()))[0])  # a 0-d first column raises TypeError, as it always did
+            return
         n = None
         for name, col in columns.items():
             col = np.asarray(col)

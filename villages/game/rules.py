@@ -79,9 +79,32 @@ def _copy_dynamic(state: State, skip=()) -> State:
 def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -> np.ndarray:
     """Ticks to cover ``distance`` at the slowest present unit's pace (>= 1)."""
     present = troops > 0
-    pace = np.where(present, config.unit_speed, 0.0).max(-1)
-    pace = np.where(present.any(-1), pace, 1.0)  # settlers walk at pace 1
+    table = _pace_table(config)
+    if table is not None and present.shape[-1] == len(config.unit_speed):
+        pace = table.take(present @ _POW2[: present.shape[-1]])  # by the set of unit types present
+    else:
+        pace = np.where(present, config.unit_speed, 0.0).max(-1)
+        pace = np.where(present.any(-1), pace, 1.0)  # settlers walk at pace 1
     return np.maximum(1, np.ceil(distance * pace)).astype(np.int64)
+
+
+_POW2 = 2 ** np.arange(16, dtype=np.int64)
+_PACE: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
+
+
+def _pace_table(config: GameConfig) -> np.ndarray | None:
+    """pace[code]: the slowest pace among the unit types in ``code`` (bit u: unit u present),
+    computed as ``travel_ticks`` did (the maximum of their speeds; 1.0 for none)."""
+    if config not in _PACE:
+        speed = np.asarray(config.unit_speed)
+        U = len(speed)
+        table = None
+        if speed.ndim == 1 and U <= 12:
+            present = (np.arange(2 ** U)[:, None] >> np.arange(U)) & 1 > 0
+            table = np.where(present, speed, 0.0).max(-1)
+            table = np.where(present.any(-1), table, 1.0)
+        _PACE[config] = table
+    return _PACE[config]
 
 
 def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
@@ -355,12 +378,20 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
     m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
     source = best[bb, kind, pp]  # attack source, support source or the richest village
     home_troops = s.troops[bb, source]
-    sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
-    # Support sends half the spears (rounded up): a village never strips itself bare to help.
-    sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
+    n_kind = np.bincount(kind, minlength=3).tolist()
+    # Attacks send the offensive units; support and settlers nothing but ...
+    factor = _send_factor(config)
+    if factor is not None:
+        sent = home_troops * factor.take(kind, axis=0)
+    else:
+        sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
+    if n_kind[ARMY_SUPPORT]:
+        # ... support sends half the spears (rounded up): a village never strips itself bare to help.
+        sup = kind == ARMY_SUPPORT
+        sent[sup, SPEAR] = (home_troops[sup, SPEAR] + 1) // 2
     s.troops[bb, source] -= sent
-    settle = kind == ARMY_SETTLE
-    if settle.any():
+    if n_kind[ARMY_SETTLE]:
+        settle = kind == ARMY_SETTLE
         s.resources[bb[settle], source[settle]] -= config.found_cost
     arrive = start.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
     s.army_active[bb, m] = True
@@ -376,6 +407,22 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
         target_player=tp, target_alliance=t_alliance, relation=np.where(tp >= 0, rel_t, -1),
         troops=sent, arrive=arrive,
     )
+
+
+_SEND: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
+
+
+def _send_factor(config: GameConfig) -> np.ndarray | None:
+    """int64 [3, U] by army kind: 1 for the units that leave (attack: the offensive ones), else 0;
+    None unless ``unit_offensive`` is boolean."""
+    if config not in _SEND:
+        off = config.unit_offensive
+        f = None
+        if isinstance(off, np.ndarray) and off.dtype == bool:
+            f = np.zeros((3, len(off)), np.int64)
+            f[ARMY_ATTACK] = off
+        _SEND[config] = f
+    return _SEND[config]
 
 
 _COMMAND = {_TRADE: _trade, _DIPLOMACY: _diplomacy, _BUILD: _build, _TRAIN: _train, _ARMY: _army}
@@ -511,11 +558,14 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         s.army_active[b[done], m[done]] = False
 
 
-def _send_home(config: GameConfig, s: State, b, m) -> None:
-    """Turn armies around towards their source; empty armies simply disband."""
-    troops = s.army_troops[b, m]
+def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> None:
+    """Turn armies around towards their source; empty armies simply disband.
+    (``troops`` and ``here``: the armies' troops and position, when known.)"""
+    if troops is None:
+        troops = s.army_troops[b, m]
     has = troops.sum(-1) > 0
-    here = s.army_dst[b, m]
+    if here is None:
+        here = s.army_dst[b, m]
     home = s.army_src[b, m]
     s.army_kind[b, m] = ARMY_RETURN
     s.army_dst[b, m] = home
@@ -538,16 +588,21 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     else:
         a_inf = (att * config.unit_attack * ~config.unit_is_cavalry).sum(-1)
         a_cav = (att * config.unit_attack * config.unit_is_cavalry).sum(-1)
-    A = (a_inf + a_cav) * luck
-    inf_share = np.where(a_inf + a_cav > 0, a_inf / np.maximum(a_inf + a_cav, 1e-9), 1.0)
+    a_all = a_inf + a_cav
+    A = a_all * luck
+    inf_share = np.where(a_all > 0, a_inf / np.maximum(a_all, 1e-9), 1.0)
     per_unit = config.unit_def_inf * inf_share[:, None] + config.unit_def_cav * (1 - inf_share[:, None])
     wall = s.buildings[b, v, WALL]
     D = ((dfd * per_unit).sum(-1) + config.village_base_defence + config.wall_base_defence * wall) * (1 + config.wall_bonus * wall)
     won = A > D
     ratio = np.where(won, D / np.maximum(A, 1e-9), A / np.maximum(D, 1e-9)) ** config.loss_exponent
-    ratio = np.clip(ratio, 0.0, 1.0)[:, None]
-    att_lost = np.where(won[:, None], np.minimum(att, np.floor(att * ratio + 0.5).astype(np.int64)), att)
-    def_lost = np.where(won[:, None], dfd, np.minimum(dfd, np.floor(dfd * ratio + 0.5).astype(np.int64)))
+    # np.clip(ratio, 0, 1) (a -0.0 ratio may stay -0.0: it loses the same floor(x * ratio + 0.5) = 0)
+    ratio = np.minimum(np.maximum(ratio, 0.0), 1.0)[:, None, None]
+    # Losses at this ratio, attackers and defenders together: [n, 2, U].
+    both = np.stack([att, dfd], 1)
+    lost = np.minimum(both, np.floor(both * ratio + 0.5).astype(np.int64))
+    att_lost = np.where(won[:, None], lost[:, 0], att)
+    def_lost = np.where(won[:, None], dfd, lost[:, 1])
     survivors = att - att_lost
     s.troops[b, v] = dfd - def_lost
 
@@ -581,7 +636,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
         relation=rel, attacker_won=won, destroyed=destroyed, damage=damage, attack=A, defence=D,
         sent=att, attacker_lost=att_lost, defender_troops=dfd, defender_lost=def_lost, loot=take,
     )
-    _send_home(config, s, b, m)
+    _send_home(config, s, b, m, troops=survivors, here=v)
 
 
 @dataclass(frozen=True, eq=False)
