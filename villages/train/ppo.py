@@ -422,8 +422,13 @@ class _Helper:
     busy machine slows it down but never makes it spin) and shares the buffers."""
 
     def __init__(self, args: Args, lo: int, hi: int, buf: dict, net: nn.Module):
+        import multiprocessing
+
         import torch.multiprocessing as mp
 
+        if multiprocessing.current_process().daemon:
+            raise RuntimeError("Args.processes=2 starts a helper process, which a daemonic process (such as a "
+                               "multiprocessing.Pool worker) may not do: train with processes=1 there")
         # fork: no re-import of the caller's __main__ (spawn would run an unguarded script
         # again) and a fast start; the child runs torch single-threaded, as DataLoader workers do.
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
