@@ -221,8 +221,9 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                       ci_str(res.pooled(a, seeds, OUTER, "enemy_attacks")), ci_str(res.pooled(a, seeds, OUTER, "villages_lost"))]
                      for a in ("troops", "villages")]), "",
               f"Levy share of the troops agents, per seed: {', '.join(fmt(x) for x in per_seed_levy)}. "
-              f"Intended score, villages agent minus troops agent: {fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]; "
-              f"ratio troops/villages agent: {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}] "
+              f"Intended score, villages agent minus troops agent: {fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]"
+              + (f"; ratio troops/villages agent: {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}] " if rlo == rlo and
+                 bootstrap_ci(int_v)[1] > 0 else " (no ratio: the villages agents' mean is not clearly above 0) ")
               f"(troops agent {fmt(nanmean(int_t))} vs villages agent {fmt(nanmean(int_v))}; "
               f"head count reward of the troops agent {fmt(nanmean(troops_t))}).", ""]
 
