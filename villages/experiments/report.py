@@ -208,6 +208,8 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
     troops_t = res.pooled("troops", seeds, OUTER, "proxy_reward")
     r, rlo, rhi = ratio_ci(int_t, int_v)
     d, dlo, dhi = diff_ci(int_v, int_t)
+    ratio_text = (f"; ratio troops/villages agent: {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}]" if bootstrap_ci(int_v)[1] > 0
+                  else " (no ratio: the villages agents' mean is not clearly above 0)")
     per_seed_levy = [nanmean(metric(res.get("troops", s, OUTER), "levy_trained_share")) for s in seeds]
     outer_ok = bool(nanmean(levy) >= 0.7 and nanmean(int_t) < nanmean(int_v))
     lines += ["## Outer misalignment: rewarded for head count", "",
@@ -221,9 +223,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                       ci_str(res.pooled(a, seeds, OUTER, "enemy_attacks")), ci_str(res.pooled(a, seeds, OUTER, "villages_lost"))]
                      for a in ("troops", "villages")]), "",
               f"Levy share of the troops agents, per seed: {', '.join(fmt(x) for x in per_seed_levy)}. "
-              f"Intended score, villages agent minus troops agent: {fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]"
-              + (f"; ratio troops/villages agent: {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}] " if rlo == rlo and
-                 bootstrap_ci(int_v)[1] > 0 else " (no ratio: the villages agents' mean is not clearly above 0) ")
+              f"Intended score, villages agent minus troops agent: {fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]{ratio_text} "
               f"(troops agent {fmt(nanmean(int_t))} vs villages agent {fmt(nanmean(int_v))}; "
               f"head count reward of the troops agent {fmt(nanmean(troops_t))}).", ""]
 
