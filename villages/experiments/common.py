@@ -48,7 +48,7 @@ def train_job(job: dict) -> dict:
     from villages.train.ppo import Args, train
 
     job = dict(job)
-    out = Path(job.pop("out"))
+    out = Path(job.pop("out")).resolve()  # results name absolute paths: the report may run from elsewhere
     final = out / "final.pt"
     if final.exists() and (out / "done.json").exists():  # finished earlier: reuse (resumable experiments)
         return json.loads((out / "done.json").read_text())
