@@ -322,12 +322,15 @@ def gather_v(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 # --- the mask, assembled from bit codes -------------------------------------------------
 
 
+_POW2_F32 = 2.0 ** np.arange(24, dtype=np.float32)
+
+
 def _code(flags: np.ndarray) -> np.ndarray:
     """Integer code (bit i = flags[..., i]) of a bool array's last axis, as an exact float:
     float32 up to 24 flags, float64 up to 53."""
     n = flags.shape[-1]
     if n <= 24:
-        return flags.astype(np.float32) @ (2.0 ** np.arange(n, dtype=np.float32))
+        return flags.astype(np.float32) @ _POW2_F32[:n]
     if n <= 53:
         return flags.astype(np.float64) @ (2.0 ** np.arange(n))
     raise ValueError(f"cannot code {n} flags exactly")
@@ -463,46 +466,44 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     buildings, resources = state.buildings, state.resources
     pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
     in_table = levels_in_table(t, buildings)
-    flags = np.empty((B, V, K + U), bool)  # per site: build k (bits 0..K-1), train u (bits K..)
     if in_table:
         pop_cap = t.pop_cap.take(buildings[..., FARM])
         flat = buildings + t.build_flat_base  # [B, V, K]
-        build = flags[..., :K]
-        np.greater_equal(resources[..., 0, None], t.build_limit[0].take(flat), out=build)
+        build = resources[..., 0, None] >= t.build_limit[0].take(flat)
         for r in range(1, config.n_resources):
             build &= resources[..., r, None] >= t.build_limit[r].take(flat)
     else:
         pop_cap = by_level(t.pop_cap, buildings[..., FARM], config.pop_cap)
-        flags[..., :K] = _can_build_at(config, resources[:, :, None, :], True, np.arange(K), buildings)
-    train = flags[..., K:]
-    np.greater_equal(buildings[..., BARRACKS, None], config.unit_barracks_level, out=train)
+        build = _can_build_at(config, resources[:, :, None, :], True, np.arange(K), buildings)
+    train = buildings[..., BARRACKS, None] >= config.unit_barracks_level
     for r in range(config.n_resources):
         train &= resources[..., r, None] >= t.batch_cost_by_resource[r]
     if t.exact_pop:
         train &= (pop_cap - pop_used)[..., None] >= t.batch_pop
     else:
         train &= (pop_used + 0.0)[..., None] + t.batch_pop <= pop_cap[..., None]
-    site_verbs = np.where(owned, _code(flags), np.float32(0))  # build code + train code * 2**K
+    # Per site: build k (bit k), train u (bit K + u): the build code + the train code * 2**K.
+    site_verbs = np.where(owned, _code(np.concatenate([build, train], -1)), np.float32(0))
 
-    site_alliance = np.where(owned, state.player_alliance.reshape(-1).take(
-        _arange(B)[:, None] * state.player_alliance.shape[1] + np.maximum(owner, 0)), -1)  # [B, V]
-    rel = state.relation.reshape(-1).take(_rel_base(B, A1) + np.maximum(site_alliance, 0)[:, None, :])  # [B, A+1, V]
-    same = site_alliance[:, None, :] == _arange(A1)[None, :, None]  # [B, A+1, V]
-    occupied = owned[:, None, :]
-    player_site = (owned & (owner != config.barbarian_player))[:, None, :]
-    verdict = ((occupied & ~same).view(np.uint8)
-               | ((player_site & (same | (rel == ALLY))).view(np.uint8) << 1)
-               | (~occupied).view(np.uint8) << 2)  # [B, A+1, V]
+    # verdict [B, A+1, V] by a table: (site kind, same alliance, relation) -> bits.
+    P1 = state.player_alliance.shape[1]
+    alliance = state.player_alliance.reshape(-1).take(_arange(B)[:, None] * P1 + np.maximum(owner, 0))  # [B, V]
+    rel = state.relation.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
+    same = alliance[:, None, :] == _arange(A1)[None, :, None]  # [B, A+1, V]
+    lut = _verdict_table(config, P1)
+    verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + same * 256 + rel.view(np.uint8))
 
-    act = active & free_slot
-    can_found = ((main_res >= config.found_cost).all(-1) & (n_own < config.max_own_villages) & (n_own > 0))
-    seat_bits = ((act & has_offense).view(np.uint8) | ((act & has_spears).view(np.uint8) << 1)
-                 | ((act & can_found).view(np.uint8) << 2))  # [B, n]
+    act = (active & free_slot).view(np.uint8)
+    # Found: the richest village holds the cost of every resource; 0 < villages < max_own_villages.
+    rich = (np.minimum(main_res[..., 0], main_res[..., 1]) >= config.found_cost if main_res.shape[-1] == 2
+            else (main_res >= config.found_cost).all(-1))
+    can_found = rich & ((n_own - 1).view(np.uint64) < config.max_own_villages - 1)
+    seat_bits = (has_offense.view(np.uint8) | (has_spears.view(np.uint8) << 1) | (can_found.view(np.uint8) << 2)) * act
     rv = state.row_village if all_seats else state.row_village[:, players]
     frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
-    fixed = verdict.reshape(-1).take(frv + (bV * A + my_alliance * V)[..., None])
-    fixed &= seat_bits[..., None]
-    fixed &= ~((rv == support[..., None]).view(np.uint8) << 1)  # no support to the spears' own village
+    fixed = verdict.reshape(-1).take((my_alliance * V + bV * A1)[..., None] + rv)
+    # No support to the spears' own village.
+    fixed &= np.where(rv == support[..., None], (seat_bits & 0xFD)[..., None], seat_bits[..., None])
     mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
     codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) * np.float32(8) + fixed
     mask = t.mask_plan.assemble(codes)
@@ -512,6 +513,38 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
 
 
 _TRADE_BITS = np.array([2.0, 4.0])
+
+
+@dataclass(frozen=True, eq=False)
+class _VerdictTable:
+    site_kind: np.ndarray  # int64 [P + 2] by owner + 1: 0 free, 512 barbarian, 1024 a seat's
+    table: np.ndarray  # uint8 [3 * 512]: verdict bits by site kind + 256 * same alliance + relation (as uint8)
+
+
+_VERDICT: dict = {}
+
+
+def _verdict_table(config: GameConfig, P1: int) -> _VerdictTable:
+    """The row-verb verdict of a site seen from an alliance (bit 0 attackable, bit 1 supportable,
+    bit 2 free), tabulated from the same boolean rules for every int8 relation value."""
+    key = (P1, config.barbarian_player)
+    v = _VERDICT.get(key)
+    if v is None:
+        kind = np.full(P1 + 1, 2, np.int64)  # owner + 1: seats
+        kind[0] = 0  # free
+        if 0 <= config.barbarian_player < P1:
+            kind[config.barbarian_player + 1] = 1
+        table = np.zeros((3, 2, 256), np.uint8)
+        rel = np.arange(256).astype(np.uint8).view(np.int8)
+        for k in range(3):
+            occupied, player_site = k > 0, k == 2
+            for s in (False, True):
+                table[k, int(s)] = ((occupied and not s)
+                               | ((player_site & (s | (rel == ALLY))).astype(np.uint8) << 1)
+                               | ((not occupied) << 2))
+        v = _VerdictTable(kind * 512, table.reshape(-1))
+        _VERDICT[key] = v
+    return v
 
 
 def _rel_base(B: int, A1: int) -> np.ndarray:
