@@ -360,22 +360,37 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
         ok = ok_attack | ok_support | ok_found
     # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
     launch = ok
-    lb = bb[launch]
-    rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
+    B, M = s.army_active.shape
     free = ~s.army_active
-    fits_l = rank < free.sum(1)[lb]
-    if np.count_nonzero(fits_l) == len(fits_l):
-        fits = launch
+    if B == 1:  # one world: the launches in order take the free slots in order
+        slots = np.flatnonzero(free)
+        n_launch = np.count_nonzero(launch)
+        if n_launch <= len(slots):
+            fits = launch
+        else:
+            fits = launch.copy()
+            fits[np.flatnonzero(launch)[len(slots):]] = False
     else:
-        fits = np.zeros(len(bb), bool)
-        fits[np.nonzero(launch)[0][fits_l]] = True
-        rank = rank[fits_l]
+        lb = bb[launch]
+        rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
+        fits_l = rank < free.sum(1)[lb]
+        if np.count_nonzero(fits_l) == len(fits_l):
+            fits = launch
+        else:
+            fits = np.zeros(len(bb), bool)
+            fits[np.nonzero(launch)[0][fits_l]] = True
+            rank = rank[fits_l]
     if not _keep(fits, inv, bb, pp):
         bb, pp, dst, tp, kind = bb[fits], pp[fits], dst[fits], tp[fits], kind[fits]
         t_alliance, rel_t = t_alliance[fits], rel_t[fits]
         if not len(bb):
             return
-    m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+    if B == 1:
+        m = slots[: len(bb)]
+        fm = m  # flat (world, slot)
+    else:
+        m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+        fm = bb * M + m
     source = best[bb, kind, pp]  # attack source, support source or the richest village
     home_troops = s.troops[bb, source]
     n_kind = np.bincount(kind, minlength=3).tolist()
@@ -389,19 +404,20 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
         # ... support sends half the spears (rounded up): a village never strips itself bare to help.
         sup = kind == ARMY_SUPPORT
         sent[sup, SPEAR] = (home_troops[sup, SPEAR] + 1) // 2
-    s.troops[bb, source] -= sent
+    s.troops[bb, source] = home_troops - sent  # (one command per seat: the sources are distinct)
     if n_kind[ARMY_SETTLE]:
         settle = kind == ARMY_SETTLE
         s.resources[bb[settle], source[settle]] -= config.found_cost
     arrive = start.tick[bb] + travel_ticks(config, s.distance[bb, source, dst], sent)
-    s.army_active[bb, m] = True
-    s.army_kind[bb, m] = kind
-    s.army_owner[bb, m] = pp
-    s.army_src[bb, m] = source
-    s.army_dst[bb, m] = dst
-    s.army_arrive[bb, m] = arrive
-    s.army_troops[bb, m] = sent
-    s.army_loot[bb, m] = 0.0
+    # (The step's arrays are its own C-contiguous copies: put and reshape write into them.)
+    s.army_active.put(fm, True)
+    s.army_kind.put(fm, kind)
+    s.army_owner.put(fm, pp)
+    s.army_src.put(fm, source)
+    s.army_dst.put(fm, dst)
+    s.army_arrive.put(fm, arrive)
+    s.army_troops.reshape(B * M, -1)[fm] = sent
+    s.army_loot.reshape(B * M, -1)[fm] = 0.0
     ev.add(
         "launch", world=bb, tick=start.tick[bb], player=pp, army=m, kind=kind, src=source, dst=dst,
         target_player=tp, target_alliance=t_alliance, relation=np.where(tp >= 0, rel_t, -1),
@@ -476,15 +492,18 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     if not len(ab):
         return
     # One arrival per village per tick: the lowest slot goes first.
+    M = s.army_active.shape[1]
+    one = B == 1  # flat indices (world, x) are x
     if len(ab) > 1:
         first = _first_per_key(ab * V + s.army_dst[ab, am])
         b, m = ab[first], am[first]
     else:
         b, m = ab, am
-    v = s.army_dst[b, m]
-    p = s.army_owner[b, m]
-    kind = s.army_kind[b, m]
-    owner = s.owner[b, v]
+    fm = m if one else b * M + m
+    v = s.army_dst.take(fm)
+    p = s.army_owner.take(fm)
+    kind = s.army_kind.take(fm)
+    owner = s.owner.take(v if one else b * V + v)
     my_all = s.player_alliance[b, p]
     occupied = owner >= 0
     t_all = np.where(occupied, s.player_alliance[b, np.maximum(owner, 0)], -1)
@@ -561,28 +580,42 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
 def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> None:
     """Turn armies around towards their source; empty armies simply disband.
     (``troops`` and ``here``: the armies' troops and position, when known.)"""
+    B, M = s.army_active.shape
+    fm = m if B == 1 else b * M + m  # flat (world, slot); the step's arrays are its own C-contiguous copies
     if troops is None:
-        troops = s.army_troops[b, m]
+        troops = s.army_troops.reshape(B * M, -1).take(fm, axis=0)
     has = troops.sum(-1) > 0
     if here is None:
-        here = s.army_dst[b, m]
-    home = s.army_src[b, m]
-    s.army_kind[b, m] = ARMY_RETURN
-    s.army_dst[b, m] = home
-    s.army_src[b, m] = home
-    s.army_arrive[b, m] = s.tick[b] + travel_ticks(config, s.distance[b, here, home], troops)
+        here = s.army_dst.take(fm)
+    home = s.army_src.take(fm)
+    s.army_kind.put(fm, ARMY_RETURN)
+    s.army_dst.put(fm, home)
+    s.army_src.put(fm, home)
+    s.army_arrive.put(fm, s.tick[b] + travel_ticks(config, s.distance[b, here, home], troops))
     if np.count_nonzero(has) != len(has):
-        s.army_active[b[~has], m[~has]] = False
+        s.army_active.put(fm[~has], False)
 
 
 def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events) -> None:
     if not len(b):
         return
-    att = s.army_troops[b, m]  # [n, U]
-    dfd = s.troops[b, v]
+    # Rows by flat (world, site) and (world, slot) indices: the step's arrays are its own
+    # C-contiguous copies, so the reshaped views write into them.
+    B, V = s.owner.shape
+    M = s.army_active.shape[1]
+    fv = v if B == 1 else b * V + v
+    fm = m if B == 1 else b * M + m
+    troops_v = s.troops.reshape(B * V, -1)
+    resources_v = s.resources.reshape(B * V, -1)
+    army_troops = s.army_troops.reshape(B * M, -1)
+    att = army_troops.take(fm, axis=0)  # [n, U]
+    dfd = troops_v.take(fv, axis=0)
     luck = _luck(config, s.key[b], v)
     w = _battle_weights(config)
-    if w is not None:
+    if w is not None and w.attack_by_type is not None and att.dtype.kind in "iu":
+        # Integer troops times integer attack values: exact sums in any order, so a product.
+        a_inf, a_cav = (att @ w.attack_by_type).T
+    elif w is not None:
         a_inf = (att * w.attack_inf).sum(-1)
         a_cav = (att * w.attack_cav).sum(-1)
     else:
@@ -592,33 +625,38 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     A = a_all * luck
     inf_share = np.where(a_all > 0, a_inf / np.maximum(a_all, 1e-9), 1.0)
     per_unit = config.unit_def_inf * inf_share[:, None] + config.unit_def_cav * (1 - inf_share[:, None])
-    wall = s.buildings[b, v, WALL]
+    f_wall = fv * s.buildings.shape[-1] + WALL
+    wall = s.buildings.take(f_wall)
     D = ((dfd * per_unit).sum(-1) + config.village_base_defence + config.wall_base_defence * wall) * (1 + config.wall_bonus * wall)
     won = A > D
     ratio = np.where(won, D / np.maximum(A, 1e-9), A / np.maximum(D, 1e-9)) ** config.loss_exponent
     # np.clip(ratio, 0, 1) (a -0.0 ratio may stay -0.0: it loses the same floor(x * ratio + 0.5) = 0)
-    ratio = np.minimum(np.maximum(ratio, 0.0), 1.0)[:, None, None]
-    # Losses at this ratio, attackers and defenders together: [n, 2, U].
-    both = np.stack([att, dfd], 1)
+    ratio = np.minimum(np.maximum(ratio, 0.0), 1.0)[:, None]
+    # Losses at this ratio, attackers and defenders together: [n, 2U].
+    U = att.shape[1]
+    both = np.concatenate((att, dfd), 1)
     lost = np.minimum(both, np.floor(both * ratio + 0.5).astype(np.int64))
-    att_lost = np.where(won[:, None], lost[:, 0], att)
-    def_lost = np.where(won[:, None], dfd, lost[:, 1])
+    att_lost = np.where(won[:, None], lost[:, :U], att)
+    def_lost = np.where(won[:, None], dfd, lost[:, U:])
     survivors = att - att_lost
-    s.troops[b, v] = dfd - def_lost
+    troops_v[fv] = dfd - def_lost
 
     # Winners plunder what they can carry and damage the village.
-    capacity = (survivors * config.unit_loot).sum(-1) * won
-    avail = s.resources[b, v]
+    if w is not None and w.loot_exact and survivors.dtype.kind in "iu":
+        capacity = (survivors @ w.loot) * won  # integer products and sums: exact in any order
+    else:
+        capacity = (survivors * config.unit_loot).sum(-1) * won
+    avail = resources_v.take(fv, axis=0)
     total = avail.sum(-1)
     take = avail * (np.minimum(total, capacity) / np.maximum(total, 1e-9))[:, None]
-    s.resources[b, v] = avail - take
+    resources_v[fv] = avail - take
     rams = survivors[:, RAM]
     damage = np.where(won, config.damage_per_win + config.damage_per_ram * rams, 0.0)
-    integrity = s.integrity[b, v]
+    integrity = s.integrity.take(fv)
     damage = np.minimum(damage, integrity)  # what was really taken off the village
     integrity = integrity - damage
-    s.integrity[b, v] = integrity
-    s.buildings[b, v, WALL] = np.where(won & (rams > 0), np.maximum(wall - 1, 0), wall)
+    s.integrity.put(fv, integrity)
+    s.buildings.put(f_wall, np.where(won & (rams > 0), np.maximum(wall - 1, 0), wall))
     destroyed = won & (integrity <= 0)
     if destroyed.any():
         db, dv = b[destroyed], v[destroyed]
@@ -628,8 +666,8 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
         s.troops[db, dv] = 0
         s.integrity[db, dv] = 0.0
 
-    s.army_troops[b, m] = survivors
-    s.army_loot[b, m] = take
+    army_troops[fm] = survivors
+    s.army_loot.reshape(B * M, -1)[fm] = take
     ev.add(
         "battle", world=b, tick=s.tick[b], army=m, attacker=p, defender=defender, village=v,
         attacker_alliance=s.player_alliance[b, p], defender_alliance=s.player_alliance[b, defender],
@@ -643,6 +681,9 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
 class _Weights:
     attack_inf: np.ndarray  # unit_attack * ~unit_is_cavalry (the same products: the factor is 0 or 1)
     attack_cav: np.ndarray  # unit_attack * unit_is_cavalry
+    attack_by_type: np.ndarray | None  # [U, 2] the two, when unit_attack holds integers (else None)
+    loot: np.ndarray  # unit_loot as float64
+    loot_exact: bool  # unit_loot holds integers
 
 
 _WEIGHTS: "weakref.WeakKeyDictionary[GameConfig, _Weights | None]" = weakref.WeakKeyDictionary()
@@ -653,7 +694,15 @@ def _battle_weights(config: GameConfig) -> _Weights | None:
     if config not in _WEIGHTS:
         cav = config.unit_is_cavalry
         ok = isinstance(cav, np.ndarray) and cav.dtype == bool
-        _WEIGHTS[config] = _Weights(config.unit_attack * ~cav, config.unit_attack * cav) if ok else None
+        w = None
+        if ok:
+            inf, cav_ = config.unit_attack * ~cav, config.unit_attack * cav
+            ua = np.asarray(config.unit_attack, np.float64)
+            loot = np.asarray(config.unit_loot)
+            exact = lambda x: bool(np.all(np.isfinite(x)) and np.all(np.mod(x, 1) == 0) and np.all(np.abs(x) < 2**20))  # noqa: E731
+            w = _Weights(inf, cav_, np.stack([inf, cav_], 1).astype(np.float64) if exact(ua) else None,
+                         loot.astype(np.float64), loot.dtype.kind in "iuf" and exact(loot))
+        _WEIGHTS[config] = w
     return _WEIGHTS[config]
 
 
