@@ -178,15 +178,19 @@ def sum_last(x: np.ndarray) -> np.ndarray:
 def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
     """Population away from home, charged to each army's source village: [B, V]."""
     B, V = state.owner.shape
-    b, m = np.nonzero(state.army_active)
-    pop = weighted_units(tables(config), state.army_troops[b, m], config.unit_pop)
-    return np.bincount(b * V + state.army_src[b, m], weights=pop, minlength=B * V).reshape(B, V)
+    fm = np.flatnonzero(state.army_active)  # flat (world, slot), in (world, slot) order
+    M = state.army_active.shape[1]
+    pop = weighted_units(tables(config), state.army_troops.reshape(B * M, -1).take(fm, axis=0), config.unit_pop)
+    site = state.army_src.take(fm) if B == 1 else (fm // M) * V + state.army_src.take(fm)  # flat (world, site)
+    return np.bincount(site, weights=pop, minlength=B * V).reshape(B, V)
 
 
 def village_economy(config: GameConfig, state: State):
     """(pop_used [B,V], pop_cap [B,V], storage [B,V])."""
     t = tables(config)
     pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
+    if levels_in_table(t, state.buildings):  # (one range check instead of two per column)
+        return pop_used, t.pop_cap.take(state.buildings[..., FARM]), t.storage.take(state.buildings[..., HQ])
     pop_cap = by_level(t.pop_cap, state.buildings[..., FARM], config.pop_cap)
     storage = by_level(t.storage, state.buildings[..., HQ], config.storage)
     return pop_used, pop_cap, storage
