@@ -70,8 +70,15 @@ class ActionLayout:
         return tuple(out)
 
 
+_LAYOUTS: dict = {}
+
+
 def layout_for(config: GameConfig) -> ActionLayout:
-    return ActionLayout(config.n_rows, config.n_alliances)
+    key = (config.n_rows, config.n_alliances)
+    L = _LAYOUTS.get(key)
+    if L is None:
+        L = _LAYOUTS[key] = ActionLayout(*key)
+    return L
 
 
 # --- static tables, cached per config ------------------------------------------------

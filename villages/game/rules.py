@@ -68,11 +68,22 @@ _FIELDS = tuple(f.name for f in fields(State))
 _REPLACED_BY_STEP = ("tick", "key", "invalid_actions")
 
 
+_COPIED: dict = {}  # skip -> the names to copy
+
+
 def _copy_dynamic(state: State, skip=()) -> State:
     """A new state sharing the static fields (and ``skip``) with ``state``, copies of the rest."""
-    s = State.__new__(State)
+    names = _COPIED.get(skip)
+    if names is None:
+        names = _COPIED[skip] = tuple(n for n in _FIELDS if n not in _STATIC and n not in skip)
     d = state.__dict__
-    s.__dict__.update({name: (d[name] if name in _STATIC or name in skip else d[name].copy()) for name in _FIELDS})
+    new = dict(d)
+    if len(new) != len(_FIELDS):  # (attributes other than the fields are not carried over)
+        new = {name: d[name] for name in _FIELDS}
+    for name in names:
+        new[name] = new[name].copy()
+    s = State.__new__(State)
+    s.__dict__ = new
     return s
 
 
