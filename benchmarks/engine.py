@@ -75,17 +75,15 @@ def bench_engine(B: int, min_seconds: float = 2.0, max_ticks: int | None = None,
     return {"B": B, "ticks": ticks, "all": n / t_all, "step": n / t_step, "tick_ms": 1e3 * t_all / ticks}
 
 
-def bench_facade() -> dict | None:
-    """PettingZoo facade throughput (``villages.env``). Stub: to be written with the facade.
+def bench_facade() -> None:
+    """PettingZoo facade throughput: see ``benchmarks/facade.py`` (run here with its defaults)."""
+    import importlib.util
+    from pathlib import Path
 
-    Skipped (returns None) while ``villages.env`` cannot be imported."""
-    try:
-        import villages.env  # noqa: F401
-    except Exception as exc:  # ImportError, or the facade failing at import
-        print(f"facade benchmark skipped: villages.env not importable ({type(exc).__name__}: {exc})")
-        return None
-    print("facade benchmark: not implemented yet (stub in benchmarks/engine.py::bench_facade)")
-    return None
+    spec = importlib.util.spec_from_file_location("facade_bench", Path(__file__).with_name("facade.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--cpu-time", "--steps", "1500"])
 
 
 def profile(B: int, ticks: int = 60) -> None:
