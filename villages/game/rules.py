@@ -259,21 +259,26 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
 
 def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
     L = layout_for(config)
+    B, V, K = s.buildings.shape
+    R = s.resources.shape[-1]
     v = best[bb, 2, pp]  # the richest village
+    fv = v if B == 1 else bb * V + v  # flat (world, site)
     g = aa - L.trade  # 0: wood -> iron, 1: iron -> wood
-    market = s.buildings[bb, v, MARKET]
+    market = s.buildings.take(fv * K + MARKET)
     if ok is None:
         ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
     if not _keep(ok, inv, bb, pp):
-        bb, v, g, market = bb[ok], v[ok], g[ok], market[ok]
-        if not len(bb):
+        fv, g, market = fv[ok], g[ok], market[ok]
+        if not len(fv):
             return
     rate = config.trade_rate_base + 0.05 * market
-    s.resources[bb, v, g] -= config.trade_amount
-    hq = s.buildings[bb, v, HQ]
+    resources = s.resources.reshape(-1)  # (the step's own C-contiguous copy: a view)
+    fg = fv * R + g
+    resources[fg] -= config.trade_amount
+    hq = s.buildings.take(fv * K + HQ)
     storage = t.storage.take(hq) if in_table else by_level(t.storage, hq, config.storage)
-    g1 = 1 - g
-    s.resources[bb, v, g1] = np.minimum(storage, s.resources[bb, v, g1] + config.trade_amount * rate)
+    fg1 = fg + (1 - 2 * g)  # the other resource
+    resources[fg1] = np.minimum(storage, resources.take(fg1) + config.trade_amount * rate)
 
 
 def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
@@ -312,39 +317,47 @@ def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_
 
 
 def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    B, V, K = s.buildings.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     k = dec.arg.take(aa)
+    fv = v if B == 1 else bb * V + v  # flat (world, site)
+    fk = fv * K + k
     # Buildings have not changed since the tick started (production and trade leave them alone).
-    level = s.buildings[bb, v, k]
+    level = s.buildings.take(fk)
     if ok is None:
         # (The owner is the seat itself, so it is >= 0.)
-        ok = (s.owner[bb, v] == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
+        ok = (s.owner.take(fv) == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
     if not _keep(ok, inv, bb, pp):
-        bb, pp, v, k, level = bb[ok], pp[ok], v[ok], k[ok], level[ok]
+        bb, pp, v, fv, k, fk, level = bb[ok], pp[ok], v[ok], fv[ok], k[ok], fk[ok], level[ok]
         if not len(bb):
             return
     new = level + 1
-    s.resources[bb, v] -= config.building_cost()[k, level]
-    s.buildings[bb, v, k] = new
+    resources = s.resources.reshape(B * V, -1)  # (the step's own C-contiguous copies: views)
+    resources[fv] = resources.take(fv, axis=0) - config.building_cost()[k, level]  # (one village per seat)
+    s.buildings.put(fk, new)
     ev.add("build", world=bb, tick=start.tick[bb], player=pp, village=v, building=k, level=new)
 
 
 def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    B, V, U = s.troops.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     u = dec.arg.take(aa)
+    fv = v if B == 1 else bb * V + v  # flat (world, site)
     if ok is None:
         pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
         farm = start.buildings[bb, v, FARM]
         pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
-        ok = (s.owner[bb, v] == pp) & _can_train_at(config, start.resources[bb, v], True,
-                                                    start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
+        ok = (s.owner.take(fv) == pp) & _can_train_at(config, start.resources[bb, v], True,
+                                                      start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
     if not _keep(ok, inv, bb, pp):
-        bb, pp, v, u = bb[ok], pp[ok], v[ok], u[ok]
+        bb, pp, v, fv, u = bb[ok], pp[ok], v[ok], fv[ok], u[ok]
         if not len(bb):
             return
-    n = config.unit_batch[u]
-    s.resources[bb, v] -= config.unit_cost[u] * n[:, None]
-    s.troops[bb, v, u] += n
+    n = config.unit_batch.take(u)
+    resources = s.resources.reshape(B * V, -1)  # (the step's own C-contiguous copies: views)
+    resources[fv] = resources.take(fv, axis=0) - config.unit_cost.take(u, axis=0) * n[:, None]  # (one village per seat)
+    fu = fv * U + u
+    s.troops.put(fu, s.troops.take(fu) + n)
     ev.add("train", world=bb, tick=start.tick[bb], player=pp, village=v, unit=u, count=n)
 
 
@@ -512,9 +525,13 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         b, m = ab, am
     fm = m if one else b * M + m
     v = s.army_dst.take(fm)
+    fv = v if one else b * V + v
     p = s.army_owner.take(fm)
     kind = s.army_kind.take(fm)
-    owner = s.owner.take(v if one else b * V + v)
+    owner = s.owner.take(fv)
+    # Rows by flat index: the step's arrays are its own C-contiguous copies, so these are views.
+    troops_v = s.troops.reshape(B * V, -1)
+    army_troops = s.army_troops.reshape(B * M, -1)
     my_all = s.player_alliance[b, p]
     occupied = owner >= 0
     t_all = np.where(occupied, s.player_alliance[b, np.maximum(owner, 0)], -1)
@@ -526,10 +543,13 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     if n_kind[ARMY_RETURN]:
         ret = kind == ARMY_RETURN
         home_ok = ret & (owner == p)
-        hb, hv, hm = b[home_ok], v[home_ok], m[home_ok]
-        s.troops[hb, hv] += s.army_troops[hb, hm]
-        storage = by_level(tables(config).storage, s.buildings[hb, hv, 0], config.storage)[:, None]
-        s.resources[hb, hv] = np.minimum(storage, s.resources[hb, hv] + s.army_loot[hb, hm])
+        hv, hm = fv[home_ok], fm[home_ok]  # (one arrival per village: distinct villages)
+        troops_v[hv] = troops_v.take(hv, axis=0) + army_troops.take(hm, axis=0)
+        storage = by_level(tables(config).storage, s.buildings.take(hv * s.buildings.shape[-1] + HQ),
+                           config.storage)[:, None]
+        resources_v = s.resources.reshape(B * V, -1)
+        resources_v[hv] = np.minimum(storage, resources_v.take(hv, axis=0)
+                                     + s.army_loot.reshape(B * M, -1).take(hm, axis=0))
         lost = ret & ~home_ok
         if lost.any():
             ev.add("army_lost", world=b[lost], tick=s.tick[b[lost]], player=p[lost],
@@ -541,9 +561,10 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         friendly = occupied & (owner != config.barbarian_player) & ((t_all == my_all) | (rel == ALLY))
         sup = (kind == ARMY_SUPPORT) & friendly
         if sup.any():
-            s.troops[b[sup], v[sup]] += s.army_troops[b[sup], m[sup]]
-            ev.add("support", world=b[sup], tick=s.tick[b[sup]], player=p[sup], village=v[sup],
-                   troops=s.army_troops[b[sup], m[sup]])
+            sent = army_troops.take(fm[sup], axis=0)
+            sv = fv[sup]
+            troops_v[sv] = troops_v.take(sv, axis=0) + sent
+            ev.add("support", world=b[sup], tick=s.tick[b[sup]], player=p[sup], village=v[sup], troops=sent)
             done = sup if done is None else done | sup
 
     # Settlers found a village on a site that is still free.
@@ -585,7 +606,7 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     elif turn_back.any():
         _send_home(config, s, b[turn_back], m[turn_back])
     if done is not None and done.any():
-        s.army_active[b[done], m[done]] = False
+        s.army_active.put(fm[done], False)
 
 
 def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> None:
