@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	SDL_VIDEODRIVER=dummy $(PY) -m pytest -q
+	SDL_VIDEODRIVER=dummy $(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: venv
 	$(VENV)/bin/villages demo
