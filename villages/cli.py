@@ -78,7 +78,8 @@ def demo(
 
 @app.command("sweep-diversity")
 def sweep_diversity(
-    out: Path = typer.Option(Path("runs/sweep")),
+    out: Path = typer.Option(Path("runs/demo/sweep"), help="under the demo's folder, a re-run of `villages demo` "
+                                                            "puts the sweep plot into its report"),
     fractions: str = typer.Option("0,0.01,0.02,0.05,0.1,0.25,0.5,1.0"),
     seeds: int = typer.Option(3),
     backend: str = typer.Option("local", help="local | ray"),
