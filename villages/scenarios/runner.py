@@ -119,6 +119,18 @@ def _replay_path(record, spec: ScenarioSpec, seed: int) -> Path:
     return record / f"{Path(spec.name).stem}-seed{seed}-episode0.replay.npz"
 
 
+def _setup(spec, policy, config):
+    """(spec, policy object, config): a given config is used as is; otherwise the
+    scenario's, with a checkpoint's own observation settings applied."""
+    spec = load(spec)
+    explicit = config is not None
+    config = config or game_config(spec)
+    policy = resolve_policy(policy, config)
+    if not explicit:
+        config = config_for_policy(spec, policy, config)
+    return spec, policy, config
+
+
 def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int = DEFAULT_BATCH, record=None,
                  config=None) -> EpisodeResults:
     """Play ``n_episodes`` episodes of ``spec`` with ``policy`` on the focal seats.
@@ -127,12 +139,7 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
     (or a ``.npz`` file name) for a replay of world 0 of the first episode batch.
     ``config``: a ``GameConfig`` to use instead of the scenario's.
     """
-    spec = load(spec)
-    explicit = config is not None
-    config = config or game_config(spec)
-    policy = resolve_policy(policy, config)
-    if not explicit:
-        config = config_for_policy(spec, policy, config)
+    spec, policy, config = _setup(spec, policy, config)
     name = policy_name(policy)
     seeds = episode_seeds(seed, n_episodes)
     batch_size = max(1, min(int(batch_size), n_episodes))
@@ -178,12 +185,7 @@ def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAUL
              config=None) -> EpisodeResults:
     """``run_episodes`` for each evaluation seed, joined (``res.seed`` tells them apart).
     A replay (if ``record``) is written for the first seed only."""
-    spec = load(spec)
-    explicit = config is not None
-    config = config or game_config(spec)
-    policy = resolve_policy(policy, config)
-    if not explicit:
-        config = config_for_policy(spec, policy, config)
+    spec, policy, config = _setup(spec, policy, config)
     parts = [run_episodes(spec, policy, n_episodes, s, batch_size, record if k == 0 else None, config)
              for k, s in enumerate(seeds)]
     res = EpisodeResults.concat(parts)
