@@ -508,7 +508,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     # Found: the richest village holds the cost of every resource; 0 < villages < max_own_villages.
     rich = (np.minimum(main_res[..., 0], main_res[..., 1]) >= config.found_cost if main_res.shape[-1] == 2
             else (main_res >= config.found_cost).all(-1))
-    can_found = rich & ((n_own - 1).view(np.uint64) < config.max_own_villages - 1)
+    can_found = rich & ((n_own - 1).astype(np.uint64) < config.max_own_villages - 1)  # (0 -> huge)
     seat_bits = (has_offense.view(np.uint8) | (has_spears.view(np.uint8) << 1) | (can_found.view(np.uint8) << 2)) * act
     rv = state.row_village if all_seats else state.row_village[:, players]
     frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row

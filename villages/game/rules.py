@@ -156,7 +156,10 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
 def _produce(config: GameConfig, s: State, in_table: bool) -> None:
     t = tables(config)
     b = s.buildings
-    owned = s.owner.view(np.uint64) < config.barbarian_player  # a seat's (not free: -1 is huge, not barbarian)
+    if s.owner.dtype == np.int64:  # a seat's village (not free: -1 is a huge unsigned, not barbarian)
+        owned = s.owner.view(np.uint64) < config.barbarian_player
+    else:
+        owned = (s.owner >= 0) & (s.owner != config.barbarian_player)
     if in_table:
         prod = t.production.take(b[..., TIMBER:MINE + 1] if MINE == TIMBER + 1 else b[..., [TIMBER, MINE]])
         storage = t.storage.take(b[..., 0])[..., None]
