@@ -430,7 +430,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     else:
         src = sources(config, state, players)
         main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
-    free_slot = (~state.army_active).any(-1)[:, None]  # [B, 1]
+    free_slot = ~state.army_active.all(-1)[:, None]  # [B, 1]: a free army slot
     my_alliance = state.player_alliance[:, :P] if all_seats else state.player_alliance[:, players]  # [B, n]
 
     # noop, and trade at the richest village, which needs a marketplace.

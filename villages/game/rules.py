@@ -255,7 +255,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
                 ok = None if legal is None or k == _DIPLOMACY else legal[i]
                 _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], ok, best, src, inv, ev, t, dec, in_table)
     s.invalid_actions = start.invalid_actions + inv
-    if inv.any():
+    if np.count_nonzero(inv):
         bb, pp = np.nonzero(inv)
         ev.add("invalid", world=bb, tick=start.tick[bb], player=pp, action=actions[bb, pp])
 
@@ -554,7 +554,7 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         resources_v[hv] = np.minimum(storage, resources_v.take(hv, axis=0)
                                      + s.army_loot.reshape(B * M, -1).take(hm, axis=0))
         lost = ret & ~home_ok
-        if lost.any():
+        if np.count_nonzero(lost):
             ev.add("army_lost", world=b[lost], tick=s.tick[b[lost]], player=p[lost],
                    troops=s.army_troops[b[lost], m[lost]])
         done = ret
@@ -563,7 +563,7 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
     if n_kind[ARMY_SUPPORT]:
         friendly = occupied & (owner != config.barbarian_player) & ((t_all == my_all) | (rel == ALLY))
         sup = (kind == ARMY_SUPPORT) & friendly
-        if sup.any():
+        if np.count_nonzero(sup):
             sent = army_troops.take(fm[sup], axis=0)
             sv = fv[sup]
             troops_v[sv] = troops_v.take(sv, axis=0) + sent
@@ -575,7 +575,7 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         # A removed seat founds nothing, and settlers arriving together count against the village
         # cap one by one (lowest slot first); settlers who cannot found disband (they carry no troops).
         settle = (kind == ARMY_SETTLE) & (owner == NO_OWNER) & s.player_active[b, p]
-        if settle.any():
+        if np.count_nonzero(settle):
             n_own = np.bincount((np.arange(B)[:, None] * (config.n_players + 1) + np.maximum(s.owner, 0)).ravel(),
                                 weights=(s.owner >= 0).ravel(), minlength=B * (config.n_players + 1)).reshape(B, -1)
             idx = np.nonzero(settle)[0]
@@ -590,14 +590,14 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
             s.resources[sb, sv] = 0.0
             s.integrity[sb, sv] = config.integrity_max
             s.troops[sb, sv] += s.army_troops[sb, sm]
-            if settle.any():
+            if np.count_nonzero(settle):
                 ev.add("found", world=sb, tick=s.tick[sb], player=p[settle], village=sv)
             done = settle if done is None else done | settle
 
     # Attacks on a village that is gone or friendly by now turn back; the rest fight.
     if n_kind[ARMY_ATTACK]:
         fight = (kind == ARMY_ATTACK) & occupied & (t_all != my_all)
-        if fight.any():
+        if np.count_nonzero(fight):
             _battles(config, s, b[fight], m[fight], v[fight], p[fight], owner[fight], rel[fight], ev)
             turn_back = ~fight if done is None else ~done & ~fight
         else:
@@ -606,9 +606,9 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         turn_back = None if done is None else ~done
     if turn_back is None:  # nothing disbands and nothing fights: every arrival turns back
         _send_home(config, s, b, m)
-    elif turn_back.any():
+    elif np.count_nonzero(turn_back):
         _send_home(config, s, b[turn_back], m[turn_back])
-    if done is not None and done.any():
+    if done is not None and np.count_nonzero(done):
         s.army_active.put(fm[done], False)
 
 
@@ -693,7 +693,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     s.integrity.put(fv, integrity)
     s.buildings.put(f_wall, np.where(won & (rams > 0), np.maximum(wall - 1, 0), wall))
     destroyed = won & (integrity <= 0)
-    if destroyed.any():
+    if np.count_nonzero(destroyed):
         db, dv = b[destroyed], v[destroyed]
         s.owner[db, dv] = NO_OWNER
         s.buildings[db, dv] = 0
@@ -788,7 +788,7 @@ def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
     n_sites = np.bincount((s.owner + (np.arange(B) * P2 + 1)[:, None]).ravel(), minlength=B * P2).reshape(B, P2)
     gone = s.player_active & (n_sites[:, 1:] == 0)
     gone[:, config.barbarian_player] = False
-    if gone.any():
+    if np.count_nonzero(gone):
         bb, pp = np.nonzero(gone)
         s.player_active = s.player_active & ~gone
         ev.add("eliminated", world=bb, tick=s.tick[bb], player=pp)
