@@ -13,7 +13,7 @@ Design:
   scripted seats per world through RLlib's per-agent episode bookkeeping and connector
   pipeline every tick, for no gain: the bots are not trained and their batched numpy
   implementation already lives in the scenario runtime (it also keeps scenario events
-  that switch a seat's policy, e.g. "Aurora players leave", in one place). One module,
+  that switch a seat's policy, e.g. an alliance's players leaving, in one place). One module,
   ``"assistant"``, is trained; ``policy_mapping_fn`` maps every agent id to it.
 * **The RLModule wraps the project's own network** (``build_net(arch, ...)`` from
   ``villages.policies.neural``) as ``self.net`` and masks its logits with the
