@@ -68,6 +68,8 @@ class ScenarioGame:
         if seats not in ("focal", "all"):
             raise ValueError(f"seats must be 'focal' or 'all', got {seats!r}")
         self.focal = np.array(spec.focal_players if seats == "focal" else range(self.P), dtype=np.int64)
+        # Every seat, in order: per-seat arrays are the focal ones as they are (no gather).
+        self._focal_all = bool(np.array_equal(self.focal, np.arange(self.P)))
         self.bot_seats = np.setdiff1d(np.arange(self.P), self.focal)
         # One encoding of focal and bot seats together (see ``observe``): positions of each in it.
         self._view_seats = np.union1d(self.focal, self.bot_seats)
@@ -187,6 +189,8 @@ class ScenarioGame:
     def background_actions(self) -> np.ndarray:
         s = self.state
         actions = np.zeros((self.B, self.P), dtype=np.int64)
+        if not len(self.bot_seats):
+            return actions
         seats = self.bot_seats
         view = getattr(self, "_bot_view", None)
         if view is not None and view[0] is s:
@@ -207,19 +211,23 @@ class ScenarioGame:
         actions = self.background_actions()
         if self.focal_policy is not None and focal_actions is None:
             focal_actions = self.focal_policy.act(self.obs, self.mask, s.key, s.tick)
-        actions[:, self.focal] = focal_actions
+        if self._focal_all:
+            actions[:] = focal_actions
+        else:
+            actions[:, self.focal] = focal_actions
         s, ev = step(self.config, s, actions)
         self.state = s
         self._apply_timeline(ev)
         counts = event_counts(self.config, ev, self.B)
         f = self.focal
         hc = head_count(self.state, f)
+        pick = (lambda x: x) if self._focal_all else (lambda x: x[:, f])  # (fresh arrays: no copy needed)
         info = {
             "troops": hc,
             "troops_gain": hc - self.headcount,
-            "villages": villages_reward(counts, self.spec.attack_cost, self.spec.loss_penalty, self.spec.damage_credit)[:, f],
-            "intended": intended_score(counts)[:, f],
-            "counts": {k: v[:, f] for k, v in counts.items()},
+            "villages": pick(villages_reward(counts, self.spec.attack_cost, self.spec.loss_penalty, self.spec.damage_credit)),
+            "intended": pick(intended_score(counts)),
+            "counts": {k: pick(v) for k, v in counts.items()},
             "events": ev,
         }
         self.headcount = hc
