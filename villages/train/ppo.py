@@ -39,20 +39,11 @@ from villages.policies.neural import (
 )
 from villages.scenarios import ScenarioGame, game_config, load
 
+from .args import ScenarioArgs
+
 
 @dataclass
-class Args:
-    scenario: str = "training"
-    """built-in scenario name or TOML path (its background bots are the opponents)"""
-    objective: str | None = None
-    """troops | villages | intended; None = the scenario's own objective"""
-    diversity: float | None = None
-    """override the scenario's diversity fraction (share of episodes with a randomized enemy identity)"""
-    relation_in_rows: bool | None = None
-    """override the scenario's observation setting"""
-    banner_scale: float | None = None
-    """override the salience (magnitude) of alliance identity features in observations"""
-    seed: int = 0
+class Args(ScenarioArgs):
     total_steps: int = 600_000
     """env-steps (one per world per tick)"""
     num_worlds: int = 128
@@ -93,7 +84,7 @@ class Args:
         return max(1, self.total_steps // self.batch_size)
 
 
-def make_spec(args: Args):
+def make_spec(args: ScenarioArgs):
     spec = load(args.scenario)
     if args.objective is not None:
         spec = dataclasses.replace(spec, objective=args.objective)
@@ -104,7 +95,7 @@ def make_spec(args: Args):
     return spec
 
 
-def config_overrides(args: Args) -> dict:
+def config_overrides(args: ScenarioArgs) -> dict:
     return {} if args.banner_scale is None else {"banner_scale": args.banner_scale}
 
 

@@ -52,20 +52,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .args import ScenarioArgs
+
 MODULE_ID = "assistant"
 ENV_NAME = "villages_focal"
 
 
 @dataclass
-class RLlibArgs:
-    scenario: str = "training"
-    """built-in scenario name or TOML path (its background bots play inside the env)"""
-    objective: str | None = None
-    """troops | villages | intended; None = the scenario's own objective"""
-    diversity: float | None = None
-    relation_in_rows: bool | None = None
-    banner_scale: float | None = None
-    seed: int = 0
+class RLlibArgs(ScenarioArgs):
     total_steps: int = 200_000
     """env-steps (one per tick of one world)"""
     arch: str = "entity"
