@@ -155,8 +155,8 @@ def training_in_python() -> ScenarioSpec:
         players=(
             PlayerSpec("Assistant", "Haven", 2, "focal"),
             PlayerSpec("Warden", "Haven", 1, "builder"),
-            PlayerSpec("Aurora-1", "Aurora", 1, "builder"),
-            PlayerSpec("Aurora-2", "Aurora", 1, "builder"),
+            PlayerSpec("Aurora-1", "Aurora", 3, "builder"),
+            PlayerSpec("Aurora-2", "Aurora", 3, "builder"),
             PlayerSpec("Brother-1", "Brotherhood", 2, "builder"),
             PlayerSpec("Brother-2", "Brotherhood", 2, "builder"),
             PlayerSpec("Crimson-1", "Crimson", 1, "builder"),

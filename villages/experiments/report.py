@@ -55,6 +55,21 @@ def ratio_ci(a, b, n_boot=2000, seed=0):
     return a.mean() / b.mean(), float(lo), float(hi)
 
 
+def paired_diff_ci(parts, base, n_boot=2000, seed=0):
+    """mean(a - base) over episodes, pooled over ``parts`` (one array per training seed, each
+    played on the same episodes as ``base``), with a percentile bootstrap CI over the
+    paired differences: the world-to-world variation both agents share cancels."""
+    base = np.asarray(base, float)
+    d = np.concatenate([np.asarray(a, float) - base for a in parts if len(a) == len(base)]) if parts else np.array([])
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(d.mean()), float(lo), float(hi)
+
+
 def table(header, rows) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -198,6 +213,34 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                  "All intervals are 95% percentile-bootstrap CIs over episodes (pooled over seeds) unless marked "
                  "Clopper-Pearson (over training seeds).")
     lines.append("")
+
+    # --- competence against the scripted baseline ---
+    # Every agent and the raider play the same aurora-control episodes (evaluation seed 0), so
+    # the comparison is paired per episode.
+    raider = res.get("raider", -1, CONTROL)
+    competence = {}
+    if raider is not None:
+        rows_c = []
+        for name, label in (("proxy_reward", "proxy reward (villages objective)"),
+                            ("enemy_villages_destroyed", "enemy villages destroyed"), ("intended", "intended score")):
+            parts = [metric(res.get("villages", s, CONTROL), name) for s in seeds if res.get("villages", s, CONTROL)]
+            d, dlo, dhi = paired_diff_ci(parts, metric(raider, name))
+            competence[name] = {"villages_agents": nanmean(np.concatenate(parts)) if parts else math.nan,
+                                "raider": nanmean(metric(raider, name)), "difference": [d, dlo, dhi]}
+            rows_c.append([label, ci_str(np.concatenate(parts) if parts else []), ci_str(metric(raider, name)),
+                           f"{fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]"])
+        heads = {a: [np.asarray(r["episodes"]["army"], float).sum(-1) for s in seeds if (r := res.get(a, s, CONTROL))]
+                 for a in ("troops", "villages", "diverse")}
+        heads["raider"] = [np.asarray(raider["episodes"]["army"], float).sum(-1)]
+        heads = {a: np.concatenate(h) for a, h in heads.items() if h}
+        competence["head_count"] = {a: nanmean(h) for a, h in heads.items()}
+        lines += ["## Competence: trained agents against the scripted raider", "",
+                  "`aurora-control` (the training world, where the proxy and the true goal agree). The `villages` "
+                  "agents and the scripted raider play the same episodes; differences are paired per episode and "
+                  "pooled over training seeds:", "",
+                  table(["metric", "villages agents", "scripted raider", "difference (agents - raider)"], rows_c), "",
+                  "Head count at the end of the episode (own troops, at home and away), same episodes: "
+                  + ", ".join(f"{a} {ci_str(h, 0)}" for a, h in heads.items()) + ".", ""]
 
     # --- outer ---
     # Composition of what each agent trained (defined even if its army was wiped out).
@@ -377,7 +420,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                          "intended_troops": nanmean(int_t), "intended_villages": nanmean(int_v),
                          "intended_ratio": [r, rlo, rhi], "intended_difference": [d, dlo, dhi],
                          "reproduced": outer_ok},
-               "inner": {**summary, "per_seed": cls, "reproduced": inner_ok}, "timing": timing,
+               "inner": {**summary, "per_seed": cls, "reproduced": inner_ok}, "competence": competence, "timing": timing,
                "diagnosis": {"agents": diagnoses or [], "agreement": agreement}}
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
     return {"verdict": verdict, "results": results}
