@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .actions import village_economy
+from .actions import _arange, _players, village_economy
 from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, RESOURCES, SPEAR, UNITS, WALL, WAR, GameConfig
 from .state import State
 
@@ -107,7 +107,6 @@ def layout_for(config: GameConfig) -> ObservationLayout:
     return L
 
 
-_COLS: dict = {}
 _W32: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -119,157 +118,270 @@ def _weights32(config: GameConfig):
     return w
 
 
-def _col_lookup(L: ObservationLayout, table: str = "village"):
-    """name -> column index of the village (or diplomacy) table, as a dict lookup."""
-    key = (L, table)
-    get = _COLS.get(key)
-    if get is None:
-        names = L.village if table == "village" else L.diplomacy
-        get = _COLS[key] = {name: i for i, name in enumerate(names)}.__getitem__
-    return get
+@dataclass(frozen=True)
+class _Columns:
+    """Column positions of a layout's tables (looked up once, not per call)."""
+
+    v: dict  # village table: name -> column
+    d: dict  # diplomacy table: name -> column
+
+    @staticmethod
+    def of(L: ObservationLayout) -> "_Columns":
+        c = _COLUMNS.get(L)
+        if c is None:
+            c = _COLUMNS[L] = _Columns({n: i for i, n in enumerate(L.village)},
+                                       {n: i for i, n in enumerate(L.diplomacy)})
+            # The fused writes below rely on these runs of adjacent columns.
+            v, d = c.v, c.d
+            assert [v[k] for k in ("is_own", "is_player", "is_barbarian", "is_free")] == [0, 1, 2, 3]
+            assert v["rel_peace"] == v["rel_war"] + 1 and v["rel_ally"] == v["rel_war"] + 2
+            assert v["offence"] == v["defence"] + 1 and v["my_attack_en_route"] == v["attacking_me"] + 1
+            assert [d[k] - d["is_mine"] for k in ("rel_war", "rel_peace", "rel_ally", "offer_to_me", "offer_by_me")] \
+                == [1, 2, 3, 4, 5]
+        return c
+
+
+_COLUMNS: dict = {}
+
+# Relation lookups: a code per (seat, row) is the relation as uint8 (0..255) or one of
+# these, and a table turns it into a block of columns at once.
+_SAME, _FREE = 256, 257  # a village row: one's own alliance, a free site
+_MINE = 256  # a diplomacy row: one's own alliance
+
+
+def _code_table(n_codes: int, rows: dict) -> np.ndarray:
+    t = np.zeros((n_codes, 4), np.float32)
+    for code, col in rows.items():
+        t[code, col] = 1.0
+    t.flags.writeable = False
+    return t
+
+
+# village rows: same_alliance, rel_war, rel_peace, rel_ally (relations of other alliances only)
+_ROW_FLAGS = _code_table(258, {_SAME: 0, WAR: 1, PEACE: 2, ALLY: 3})
+# diplomacy rows: is_mine, rel_war, rel_peace, rel_ally (relations of other alliances only)
+_DIP_FLAGS = _code_table(257, {_MINE: 0, WAR: 1, PEACE: 2, ALLY: 3})
+_OWN_FLAGS = np.array([1.0, 0.0], np.float32)  # is_own, is_player on one's own rows
+_FUSE_ROWS = 256
+
+
+def _put(dst: np.ndarray, src) -> None:
+    """``dst[...] = src`` for a block of a few adjacent columns: at once for a few rows (one
+    call), else column by column (assigned at once, numpy loops innermost over the short
+    column axis, several times slower than one strided loop per column)."""
+    if dst.size <= _FUSE_ROWS * dst.shape[-1] or np.ndim(src) == 0:
+        dst[...] = src
+    else:
+        for k in range(dst.shape[-1]):
+            dst[..., k] = src[..., k]
+
+
+def _site_kind(P1: int, barbarian: int) -> np.ndarray:
+    """float32 [P1 + 1, 3] by owner + 1: (is_player, is_barbarian, is_free) of a site."""
+    key = ("kind", P1, barbarian)
+    k = _OFFSETS.get(key)
+    if k is None:
+        k = np.zeros((P1 + 1, 3), np.float32)
+        k[1:, 0] = 1.0
+        k[0, 2] = 1.0
+        if 0 <= barbarian < P1:
+            k[barbarian + 1] = (0.0, 1.0, 0.0)
+        k.flags.writeable = False
+        _OFFSETS[key] = k
+    return k
+
+
+@dataclass(frozen=True, eq=False)
+class _Offsets:
+    """Flat-index offsets of each world for a batch size (0 for one world: no operation)."""
+
+    V: object  # [B, 1] world * V
+    VV: object  # [B, 1] world * V * V
+    A: object  # [B, 1] world * A1
+    A_1: object  # [B, 1] world * (A1 + 1)
+    P: object  # [B, 1] world * P1
+    P_1: object  # [B, 1] world * (P1 + 1)
+    PV: object  # [B, 1] world * P1 * V
+    attacks: np.ndarray  # [B, 1] world * P1 * (P1 + 1) + 1: bins [world, target seat, attacker seat + 1]
+    seat_cols: np.ndarray  # [B, 1, C] bins (world, seat + 1, column) of seat 0, per-seat sums
+    army_units: np.ndarray  # [B, 1, U] bins (world, seat + 1, unit) of seat 0, army troops
+    ones: np.ndarray  # float64 [B, V, 1]
+    minus_one: np.ndarray  # int64 [B, 1]
+
+
+_OFFSETS: dict = {}
+
+
+def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
+    key = (B, V, P1, A1, C, U)
+    o = _OFFSETS.get(key)
+    if o is None:
+        b = np.arange(B)[:, None]
+        world = (lambda k: 0) if B == 1 else (lambda k: b * k)  # noqa: E731
+        o = _Offsets(
+            V=world(V), VV=world(V * V), A=world(A1), A_1=world(A1 + 1), P=world(P1), P_1=world(P1 + 1),
+            PV=world(P1 * V),
+            attacks=b * P1 * (P1 + 1) + 1,
+            seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
+            army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
+            ones=np.ones((B, V, 1)),
+            minus_one=np.full((B, 1), -1, np.int64),
+        )
+        for a in (o.attacks, o.seat_cols, o.army_units, o.ones, o.minus_one):
+            a.flags.writeable = False
+        if len(_OFFSETS) >= 64:
+            _OFFSETS.clear()
+        _OFFSETS[key] = o
+    return o
 
 
 def _log(x) -> np.ndarray:
     return np.log1p(np.maximum(x, 0)) / 6.0
 
 
-def encode(config: GameConfig, state: State, players, out: np.ndarray | None = None) -> np.ndarray:
+def encode(config: GameConfig, state: State, players, out: np.ndarray | None = None, economy=None) -> np.ndarray:
     """float32[B, n, size] observations of the listed seats (written into ``out`` if given:
-    a float32[B, n, size] buffer; reusing one saves memory traffic)."""
-    players = np.atleast_1d(np.asarray(players, dtype=np.int64))
+    a float32[B, n, size] buffer; reusing one saves memory traffic). ``economy``: what
+    ``village_economy(config, state)`` returns, if the caller has it already.
+
+    Every number is computed by the same operations on the same values whatever the batch
+    size: gathers go through flat indices and ``take`` (several times cheaper than indexing
+    with broadcast index arrays), and several columns come out of one lookup or one
+    ``bincount`` (per-bin sums add the same values in the same order as one per column)."""
+    players = _players(players)
     L = layout_for(config)
+    cols = _Columns.of(L)
+    c, dc = cols.v, cols.d
     B, V = state.owner.shape
     n, N, A, D = len(players), config.n_rows, config.n_alliances, config.banner_dim
     P1 = config.n_players + 1
     A1 = state.relation.shape[1]  # alliances + barbarians
-    # World offsets of flat indices (0 for a single world: one numpy operation less per gather).
-    b3 = np.arange(B)[:, None, None] if B > 1 else 0
-    b2 = np.arange(B)[:, None] if B > 1 else 0
-    pop_used, pop_cap, storage = village_economy(config, state)
-    my_alliance = state.player_alliance[:, players]  # [B, n]
-    # Gathers go through flat indices and ``take``: several times faster than indexing
-    # with broadcast index arrays (x[b3, i, j]), and the same values.
-
-    # Armies: who is attacking whom, and where my attacks are headed.
-    atk = state.army_active & (state.army_kind == ARMY_ATTACK)
-    M = state.army_dst.shape[1]
-    dst_owner = state.owner.reshape(-1).take(state.army_dst + b2 * V)
-    q = state.army_owner
-    flat = (b2 * P1 + q) * P1 + np.maximum(dst_owner, 0)
-    attacks = np.bincount(flat[atk & (dst_owner >= 0)], minlength=B * P1 * P1)  # flat [B, from, to]
-    flat_v = (b2 * P1 + q) * V + state.army_dst
-    en_route = np.bincount(flat_v[atk], minlength=B * P1 * V)  # flat [B, from, site]
-    eta = np.where(atk & (dst_owner >= 0), state.army_arrive - state.tick[:, None], 10**6)
-
-    # --- village table ---------------------------------------------------------
-    # Player-independent columns are computed once per site [B, V, F], then gathered
-    # into each seat's rows; only the few seat-dependent columns are filled per row.
-    F = len(L.village)
-    c = _col_lookup(L)
-    U, K = config.n_units, config.n_buildings
+    U, K, R = config.n_units, config.n_buildings, config.n_resources
+    C = U + R + 4  # per-seat sums: troops, resources, pop used, pop cap, storage, villages
+    off = _offsets(B, V, P1, A1, C, U)
+    pop_used, pop_cap, storage = village_economy(config, state) if economy is None else economy
+    all_seats = n == P1 - 1 and players.tobytes() == _arange(n).tobytes()
+    my_alliance = state.player_alliance[:, :n] if all_seats else state.player_alliance[:, players]  # [B, n]
     owner_v = state.owner
     occ_v = owner_v >= 0
-    alliance_v = np.where(occ_v, state.player_alliance.reshape(-1).take(np.maximum(owner_v, 0) + b2 * P1), -1)
+
+    # --- armies: who is attacking whom, and where my attacks are headed -------------
+    atk = state.army_active & (state.army_kind == ARMY_ATTACK)
+    dst = state.army_dst
+    q = state.army_owner
+    dst_owner = owner_v.reshape(-1).take(dst + off.V)
+    at_seat = atk & (dst_owner >= 0)
+    # attacks [B, target seat, attacker seat + 1] (column 0, "attacked by a free site", stays 0)
+    attacks = np.bincount((dst_owner * (P1 + 1) + q + off.attacks)[at_seat], minlength=B * P1 * (P1 + 1))
+    en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
+    target = np.where(at_seat, dst_owner, -1)  # the seat each attack is headed for (-1: none)
+
+    # --- village table ---------------------------------------------------------
+    # Seat-independent columns are computed once per site: ``vt`` as others see a site,
+    # ``vt_own`` as its owner does (is_own, the own-village columns); rows gather from them
+    # and then get their seat-dependent columns.
+    F = len(L.village)
+    owner1 = owner_v + 1  # (free sites: 0)
+    alliance_of_owner1 = np.concatenate((off.minus_one, state.player_alliance), 1)  # [B, P1 + 1] (free: -1)
+    alliance_v = alliance_of_owner1.reshape(-1).take(owner1 + off.P_1)
     troops_v = state.troops.astype(np.float32)
     vt = np.zeros((B, V, F), dtype=np.float32)
-    vt[..., c("is_barbarian")] = owner_v == config.barbarian_player
-    vt[..., c("is_free")] = ~occ_v
-    site_banner = state.banner.reshape(B * A1, D).take((b2 * A1 + np.maximum(alliance_v, 0)).ravel(), axis=0)
-    vt[..., c("banner_0") : c("banner_0") + D] = site_banner.reshape(B, V, D) * (occ_v[..., None] * config.banner_scale)
-    vt[..., c("integrity")] = state.integrity / config.integrity_max
+    _put(vt[..., 1:4], _site_kind(P1, config.barbarian_player).take(owner1, axis=0))
+    site_banner = state.banner.reshape(B * A1, D).take((off.A + np.maximum(alliance_v, 0)).ravel(), axis=0)
+    b0 = c["banner_0"]
+    vt[..., b0 : b0 + D] = site_banner.reshape(B, V, D) * (occ_v[..., None] * config.banner_scale)
+    vt[..., c["integrity"]] = state.integrity / config.integrity_max
     w_def, w_off = _weights32(config)
-    vt[..., c("defence")] = _log(troops_v @ w_def)
-    vt[..., c("offence")] = _log(troops_v @ w_off)
-    vt[..., c("level")] = state.buildings.sum(-1) / (K * config.building_max_level)
-    vt[..., c("wall")] = state.buildings[..., WALL] / config.building_max_level
-    own_cols = slice(c("own_res_wood"), c(f"own_{BUILDINGS[-1]}") + 1)
-    vt[..., c("own_res_wood") : c("own_res_wood") + 2] = state.resources / storage[..., None]
-    vt[..., c("own_pop")] = pop_used / pop_cap
-    vt[..., c("own_troops_levy") : c("own_troops_levy") + U] = _log(troops_v)
-    k0 = c(f"own_{BUILDINGS[0]}")
-    vt[..., k0 : k0 + K] = state.buildings / config.building_max_level
-    # The own-village columns are shown on one's own rows only (elsewhere 0: they hold
-    # finite values >= 0, so this equals multiplying them by "mine").
-    own_v = vt[..., own_cols].reshape(B * V, -1)
-    vt_other = vt.copy()
-    vt_other[..., own_cols] = 0.0
+    vt[..., c["defence"]] = _log(troops_v @ w_def)
+    vt[..., c["offence"]] = _log(troops_v @ w_off)
+    vt[..., c["level"]] = state.buildings.sum(-1) / (K * config.building_max_level)
+    vt[..., c["wall"]] = state.buildings[..., WALL] / config.building_max_level
+    vt_own = vt.copy()
+    _put(vt_own[..., 0:2], _OWN_FLAGS)  # is_own, not is_player
+    r0 = c["own_res_wood"]
+    vt_own[..., r0 : r0 + R] = state.resources / storage[..., None]
+    vt_own[..., c["own_pop"]] = pop_used / pop_cap
+    t0 = c["own_troops_levy"]
+    vt_own[..., t0 : t0 + U] = _log(troops_v)
+    k0 = c[f"own_{BUILDINGS[0]}"]
+    vt_own[..., k0 : k0 + K] = state.buildings / config.building_max_level
 
-    rv = state.row_village if n == state.row_village.shape[1] and players.tobytes() == np.arange(n).tobytes() \
-        else state.row_village[:, players]  # [B, n, N]
-    frv = rv + (np.arange(B) * V)[:, None, None]  # flat (world, site) of each row
+    rv = state.row_village if all_seats else state.row_village[:, players]  # [B, n, N] site of each row
+    frv = rv + off.V[..., None] if B > 1 else rv  # [B, n, N] flat (world, site) of each row
     if out is None:
         out = np.empty((B, n, L.size), dtype=np.float32)
     elif out.shape != (B, n, L.size) or out.dtype != np.float32:
         raise ValueError(f"out must be float32{[B, n, L.size]}, got {out.dtype}{list(out.shape)}")
     f = out[..., L.rows_start : L.diplomacy_start].reshape(B, n, N, F)
-    f[...] = vt_other.reshape(B * V, F).take(frv.ravel(), axis=0).reshape(B, n, N, F)
-    owner = owner_v.reshape(-1).take(frv)
-    occupied = owner >= 0
-    o = np.maximum(owner, 0)
-    alliance = alliance_v.reshape(-1).take(frv)
-    mine = owner == players[None, :, None]
-    mb, mi, mr = np.nonzero(mine)
-    f[mb, mi, mr, own_cols] = own_v.take(frv[mb, mi, mr], axis=0)
-    f[..., c("is_own")] = mine
-    f[..., c("is_player")] = occupied & (owner != config.barbarian_player) & ~mine
-    f[..., c("same_alliance")] = occupied & (alliance == my_alliance[..., None]) & ~mine
+    f[...] = vt.reshape(B * V, F).take(frv.ravel(), axis=0).reshape(B, n, N, F)
+    # Alliance columns by one lookup: code[b, mine, site alliance + 1] is the relation, or
+    # _SAME for one's own alliance, _FREE for a free site (so "shown" needs no extra test).
+    code = np.empty((B, A1, A1 + 1), np.uint16)
+    code[..., 0] = _FREE
+    code[..., 1:] = state.relation.view(np.uint8)
+    code.reshape(B, -1)[:, 1 :: A1 + 2] = _SAME  # the diagonal [a, a + 1]
+    alliance = alliance_v.reshape(-1).take(frv)  # [B, n, N] of each row's site
+    row_code = code.reshape(-1).take(((my_alliance + off.A) * (A1 + 1) + 1)[..., None] + alliance)
     if config.relation_in_rows:
-        rel = state.relation.reshape(-1).take((b3 * A1 + my_alliance[..., None]) * A1 + np.maximum(alliance, 0))
-        shown = occupied & (alliance != my_alliance[..., None])
-        f[..., c("rel_war")] = (rel == WAR) & shown
-        f[..., c("rel_peace")] = (rel == PEACE) & shown
-        f[..., c("rel_ally")] = (rel == ALLY) & shown
-    home = state.home[:, players]
-    f[..., c("distance")] = state.distance.reshape(-1).take((b3 * V + home[..., None]) * V + rv) / config.map_scale
-    seat = players[None, :, None]
-    f[..., c("attacking_me")] = np.minimum(attacks.take((b3 * P1 + o) * P1 + seat), 3) / 3.0 * occupied
-    f[..., c("my_attack_en_route")] = np.minimum(en_route.take((b3 * P1 + seat) * V + rv), 3) / 3.0
+        flags = _ROW_FLAGS.take(row_code, axis=0)  # [B, n, N, 4]
+        f[..., c["same_alliance"]] = flags[..., 0]
+        w0 = c["rel_war"]
+        _put(f[..., w0 : w0 + 3], flags[..., 1:])
+    else:
+        f[..., c["same_alliance"]] = row_code == _SAME
+    # One's own rows: the owner's view of the site (own columns; not a player's or an ally's).
+    owner = owner_v.reshape(-1).take(frv)
+    mb, mi, mr = np.nonzero(owner == players[None, :, None])
+    f[mb, mi, mr] = vt_own.reshape(B * V, F).take(frv[mb, mi, mr], axis=0)
+    home = state.home[:, :n] if all_seats else state.home[:, players]
+    f[..., c["distance"]] = state.distance.reshape(-1).take((home * V + off.VV)[..., None] + rv) / config.map_scale
+    a0 = c["attacking_me"]
+    seat = players + off.P  # [B, n] flat (world, seat)
+    attacking_me = attacks.take((seat * (P1 + 1) + 1)[..., None] + owner)  # by the row's owner (free: bin 0)
+    my_attacks = en_route.take((seat * V)[..., None] + rv)
+    both = np.concatenate((attacking_me[..., None], my_attacks[..., None]), -1)
+    _put(f[..., a0 : a0 + 2], np.minimum(both, 3) / 3.0)
 
     # --- self ------------------------------------------------------------------
-    # Per-seat totals by bincount over sites and armies (no [B, n, V, U] temporaries).
-    seat_v = np.where(occ_v, owner_v, P1 - 1)
-    flat_v = (b2 * P1 + seat_v).ravel()
-    per_seat = lambda x, w: np.bincount(x, weights=w, minlength=B * P1).reshape(B, P1)  # noqa: E731
-    # [B, P1, U] in one bincount each (bin (seat, unit) adds its sites in site order, as one per unit would)
-    per_seat_unit = lambda x, w: np.bincount(  # noqa: E731
-        (x[:, None] * U + np.arange(U)).ravel(), weights=w.ravel(), minlength=B * P1 * U).reshape(B, P1, U)
-    troops_seat = per_seat_unit(flat_v, state.troops)
-    flat_a = (b2 * P1 + np.where(state.army_active, state.army_owner, P1 - 1)).ravel()
-    troops_seat += per_seat_unit(flat_a, state.army_troops)
-    own_troops = troops_seat[:, players]
-    n_vill = per_seat(flat_v, np.ones(B * V))[:, players]
-    pop_u = per_seat(flat_v, pop_used.ravel())[:, players]
-    pop_c = per_seat(flat_v, pop_cap.ravel())[:, players]
-    R = config.n_resources
-    res_seat = np.bincount((flat_v[:, None] * R + np.arange(R)).ravel(), weights=state.resources.ravel(),
-                           minlength=B * P1 * R).reshape(B, P1, R)
-    store_seat = per_seat(flat_v, storage.ravel())[:, players]
-    incoming = atk[:, None, :] & (dst_owner[:, None, :] == players[None, :, None])
+    # Per-seat sums of the site columns (troops, resources, pop used, pop cap, storage,
+    # villages) in one bincount over bins (world, owner + 1, column), and the armies' troops.
+    site_cols = np.concatenate((state.troops, state.resources, pop_used[..., None], pop_cap[..., None],
+                                storage[..., None], off.ones), -1)
+    per_seat = np.bincount((owner_v[..., None] * C + off.seat_cols).ravel(), weights=site_cols.ravel(),
+                           minlength=B * (P1 + 1) * C).reshape(B, P1 + 1, C)
+    army_seat = np.where(state.army_active, q, P1 - 1)
+    army_troops = np.bincount((army_seat[..., None] * U + off.army_units).ravel(), weights=state.army_troops.ravel(),
+                              minlength=B * (P1 + 1) * U).reshape(B, P1 + 1, U)
+    seat1 = players + 1
+    sums = per_seat.take(seat1, axis=1)  # [B, n, C]
+    own_troops = sums[..., :U] + army_troops.take(seat1, axis=1)
+    incoming = target[:, None, :] == players[None, :, None]  # [B, n, M]
     g = out[..., : L.self_size]
     g[..., 0] = state.tick[:, None] / config.episode_length
-    g[..., 1] = n_vill / config.max_own_villages
-    g[..., 2] = pop_u / np.maximum(pop_c, 1)
+    g[..., 1] = sums[..., C - 1] / config.max_own_villages
+    g[..., 2] = sums[..., U + R] / np.maximum(sums[..., U + R + 1], 1)
     g[..., 3] = np.minimum(incoming.sum(-1), 5) / 5.0
-    g[..., 4] = np.minimum(np.where(incoming, eta[:, None], 10**6).min(-1), 30) / 30.0
-    g[..., 5:7] = res_seat[:, players] / np.maximum(store_seat, 1)[..., None]
-    g[..., 7 : 7 + config.n_units] = _log(own_troops)
+    eta = np.where(incoming, (state.army_arrive - state.tick[:, None])[:, None, :], 10**6).min(-1)
+    g[..., 4] = np.minimum(eta, 30) / 30.0
+    g[..., 5 : 5 + R] = sums[..., U : U + R] / np.maximum(sums[..., U + R + 2], 1)[..., None]
+    g[..., 5 + R : 5 + R + U] = _log(own_troops)
 
     # --- diplomacy table (rows in a per-world shuffled alliance order) ------------
+    # One lookup per row for the relation (or _MINE for one's own alliance) and the
+    # offers both ways: pair[b, mine, other] = (code, offer to me, offer by me).
     order = state.alliance_order[:, None, :]  # [B, 1, A]
-    mine_a = my_alliance[..., None]  # [B, n, 1]
-    rel_d = state.relation.reshape(-1).take((b3 * A1 + mine_a) * A1 + order)  # [B, n, A]
-    ally_villages = np.bincount(
-        (b2 * (config.n_alliances + 1) + np.where(occ_v, alliance_v, config.n_alliances)).ravel(),
-        minlength=B * (config.n_alliances + 1)).reshape(B, -1)
+    pair = np.empty((B, A1, A1, 3), np.int16)
+    pair[..., 0] = state.relation.view(np.uint8)
+    pair.reshape(B, -1, 3)[:, :: A1 + 1, 0] = _MINE
+    pair[..., 1] = state.offer.transpose(0, 2, 1)
+    pair[..., 2] = state.offer
+    dip = pair.reshape(-1, 3).take(((my_alliance + off.A) * A1)[..., None] + order, axis=0)  # [B, n, A, 3]
+    ally_villages = np.bincount((alliance_v + 1 + off.A_1).ravel(), minlength=B * (A1 + 1))  # [B, alliance + 1]
     d = out[..., L.diplomacy_start :].reshape(B, n, A, len(L.diplomacy))
-    dc = _col_lookup(L, "diplomacy")
-    is_mine = order == mine_a
-    row_banner = state.banner.reshape(B * A1, D).take((b2 * A1 + state.alliance_order).ravel(), axis=0)
-    d[..., dc("banner_0") : dc("banner_0") + D] = row_banner.reshape(B, 1, A, D) * config.banner_scale
-    d[..., dc("is_mine")] = is_mine
-    for col, value in (("rel_war", WAR), ("rel_peace", PEACE), ("rel_ally", ALLY)):
-        d[..., dc(col)] = (rel_d == value) & ~is_mine
-    d[..., dc("offer_to_me")] = state.offer.reshape(-1).take((b3 * A1 + order) * A1 + mine_a) > 0
-    d[..., dc("offer_by_me")] = state.offer.reshape(-1).take((b3 * A1 + mine_a) * A1 + order) > 0
-    d[..., dc("villages")] = ally_villages.reshape(-1).take(state.alliance_order + b2 * (config.n_alliances + 1))[:, None, :] / 10.0
+    row_banner = state.banner.reshape(B * A1, D).take((off.A + state.alliance_order).ravel(), axis=0)
+    d[..., dc["banner_0"] : dc["banner_0"] + D] = row_banner.reshape(B, 1, A, D) * config.banner_scale
+    m0 = dc["is_mine"]
+    _put(d[..., m0 : m0 + 4], _DIP_FLAGS.take(dip[..., 0], axis=0))
+    _put(d[..., m0 + 4 : m0 + 6], dip[..., 1:] > 0)
+    d[..., dc["villages"]] = ally_villages.take(state.alliance_order + 1 + off.A_1)[:, None, :] / 10.0
     return out
