@@ -94,7 +94,8 @@ def breakdown(scenario: str, agents: str, n_steps: int) -> None:
                 acc[label] += CLOCK() - t
         return g
 
-    parts = {"step": "engine step (rules)", "encode": "encode (observations)", "action_mask": "action_mask",
+    parts = {"step": "engine step (rules)", "village_economy": "village_economy (for encode and mask)",
+             "encode": "encode (observations)", "action_mask": "action_mask",
              "event_counts": "event_counts (rewards)", "head_count": "head_count",
              "intended_score": "intended_score", "villages_reward": "villages_reward"}
     saved = {n: getattr(rt, n) for n in parts}

@@ -1,7 +1,7 @@
 """The game: rules over batched numpy state. Imports nothing outside numpy."""
 
 from . import rng
-from .actions import ActionLayout, action_mask
+from .actions import ActionLayout, action_mask, village_economy
 from .actions import layout_for as action_layout
 from .config import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
 from .events import Events
@@ -52,5 +52,5 @@ _POPCOUNT, _SELECT_BIT = _select_table()
 __all__ = [
     "ActionLayout", "BUILDINGS", "Events", "GameConfig", "Layout", "ObservationLayout", "RELATION_NAMES",
     "RESOURCES", "State", "UNITS", "action_layout", "action_mask", "concat", "encode", "init_state",
-    "observation_layout", "players_leave", "rng", "sample_legal", "set_relation", "step",
+    "observation_layout", "players_leave", "rng", "sample_legal", "set_relation", "step", "village_economy",
 ]

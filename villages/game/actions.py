@@ -194,13 +194,18 @@ def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
 
 def village_economy(config: GameConfig, state: State):
     """(pop_used [B,V], pop_cap [B,V], storage [B,V])."""
+    return _economy(config, state)[:3]
+
+
+def _economy(config: GameConfig, state: State):
+    """``village_economy`` and whether every building level is in the tables."""
     t = tables(config)
     pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
     if levels_in_table(t, state.buildings):  # (one range check instead of two per column)
-        return pop_used, t.pop_cap.take(state.buildings[..., FARM]), t.storage.take(state.buildings[..., HQ])
+        return pop_used, t.pop_cap.take(state.buildings[..., FARM]), t.storage.take(state.buildings[..., HQ]), True
     pop_cap = by_level(t.pop_cap, state.buildings[..., FARM], config.pop_cap)
     storage = by_level(t.storage, state.buildings[..., HQ], config.storage)
-    return pop_used, pop_cap, storage
+    return pop_used, pop_cap, storage, False
 
 
 def _can_build_at(config: GameConfig, resources, owner, building, level) -> np.ndarray:
@@ -410,8 +415,9 @@ def _is_all_seats(players: np.ndarray, P: int) -> bool:
     return len(players) == P and players.tobytes() == _arange(P).tobytes()
 
 
-def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np.ndarray:
-    """bool[B, n, n_actions] legal actions of the listed seats (inactive seats: noop only)."""
+def action_mask(config: GameConfig, state: State, players, diplomacy=True, economy=None) -> np.ndarray:
+    """bool[B, n, n_actions] legal actions of the listed seats (inactive seats: noop only).
+    ``economy``: what ``village_economy(config, state)`` returns, if the caller has it already."""
     players = _players(players)
     B, V = state.owner.shape
     n, N, A, P = len(players), config.n_rows, config.n_alliances, config.n_players
@@ -475,16 +481,17 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True) -> np
     owned = owner >= 0
     A1 = A + 1
     buildings, resources = state.buildings, state.resources
-    pop_used = weighted_units(t, state.troops, config.unit_pop) + army_pop_by_village(config, state)
-    in_table = levels_in_table(t, buildings)
+    if economy is None:
+        pop_used, pop_cap, _, in_table = _economy(config, state)
+    else:
+        pop_used, pop_cap, _ = economy
+        in_table = levels_in_table(t, buildings)
     if in_table:
-        pop_cap = t.pop_cap.take(buildings[..., FARM])
         flat = buildings + t.build_flat_base  # [B, V, K]
         build = resources[..., 0, None] >= t.build_limit[0].take(flat)
         for r in range(1, config.n_resources):
             build &= resources[..., r, None] >= t.build_limit[r].take(flat)
     else:
-        pop_cap = by_level(t.pop_cap, buildings[..., FARM], config.pop_cap)
         build = _can_build_at(config, resources[:, :, None, :], True, np.arange(K), buildings)
     train = buildings[..., BARRACKS, None] >= config.unit_barracks_level
     for r in range(config.n_resources):

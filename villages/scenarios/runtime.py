@@ -29,6 +29,7 @@ from villages.game import (
     rng,
     set_relation,
     step,
+    village_economy,
 )
 from villages.game.config import ALLY, PEACE, UNITS, WAR
 from villages.policies import NoopPolicy, make_policy
@@ -156,17 +157,19 @@ class ScenarioGame:
         plan = self._bot_plan()
         if plan:
             buf = getattr(self, "_view_buf", None)  # reused: the bots' part is read before the next observe()
-            obs = self._view_buf = encode(self.bot_config, s, self._view_seats,
+            econ = village_economy(self.bot_config, s)  # (shared by the encoding and the mask)
+            obs = self._view_buf = encode(self.bot_config, s, self._view_seats, economy=econ,
                                           out=buf if buf is not None and buf.shape[0] == self.B else None)
-            mask = action_mask(self.bot_config, s, self._view_seats, diplomacy=self._view_diplomacy)
+            mask = action_mask(self.bot_config, s, self._view_seats, diplomacy=self._view_diplomacy, economy=econ)
             self.obs = obs[:, self._focal_pos]
             if not self.config.relation_in_rows:  # bots always see relations in rows; the focal view may not
                 self.obs[..., self._relation_cols] = 0.0
             self.mask = mask[:, self._focal_pos]
             self._bot_view = (s, plan, obs[:, self._bot_pos], mask[:, self._bot_pos])
         else:
-            self.mask = action_mask(self.config, s, self.focal, diplomacy=False)
-            self.obs = encode(self.config, s, self.focal)
+            econ = village_economy(self.config, s)
+            self.mask = action_mask(self.config, s, self.focal, diplomacy=False, economy=econ)
+            self.obs = encode(self.config, s, self.focal, economy=econ)
             self._bot_view = (s, plan, None, None)
         return self.obs, self.mask
 
