@@ -29,6 +29,32 @@ CHECKPOINT_FORMAT = "villages-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+class Tanh(nn.Module):
+    """tanh(x) computed as 2 * sigmoid(2x) - 1 (equal up to float rounding, ~1e-7).
+
+    Why: on CPU this torch build's tanh kernel is about 4x slower than its sigmoid
+    (1.1 ms vs 0.28 ms for a [512, 16, 64] tensor on one thread), and the activations of
+    the per-row encoder are the largest tensors the trainer computes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SigmoidTanh.apply(x)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """Forward through sigmoid; backward as tanh's own (grad * (1 - y^2)), which is cheap."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
 def layer_init(layer, std=np.sqrt(2), bias=0.0):
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)
@@ -41,11 +67,11 @@ class EntityPolicyNet(nn.Module):
         self.O, self.L = obs_layout, act_layout
         S, F, G, A = obs_layout.self_size, len(obs_layout.village), len(obs_layout.diplomacy), obs_layout.n_alliances
         context = S + A * G
-        self.row = nn.Sequential(layer_init(nn.Linear(F + context, hidden)), nn.Tanh(),
-                                 layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.row = nn.Sequential(layer_init(nn.Linear(F + context, hidden)), Tanh(),
+                                 layer_init(nn.Linear(hidden, hidden)), Tanh())
         self.row_logits = layer_init(nn.Linear(hidden, act_layout.n_verbs), std=0.01)
-        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), nn.Tanh(),
-                                   layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), Tanh(),
+                                   layer_init(nn.Linear(hidden, hidden)), Tanh())
         self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
         self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
 
@@ -57,7 +83,7 @@ class EntityPolicyNet(nn.Module):
         context = torch.cat([own, dip.reshape(*lead, -1)], -1)
         h = self.row(torch.cat([rows, context.unsqueeze(-2).expand(*lead, N, context.shape[-1])], -1))
         row_logits = self.row_logits(h).reshape(*lead, -1)
-        pooled = torch.cat([h.mean(-2), h.max(-2).values, context], -1)
+        pooled = torch.cat([h.mean(-2), h.amax(-2), context], -1)
         z = self.trunk(pooled)
         logits = torch.cat([self.global_logits(z), row_logits], -1)
         return logits, self.value(z).squeeze(-1)
@@ -85,12 +111,12 @@ class AttentionPolicyNet(nn.Module):
         self.query = nn.Linear(D, key_dim)
         self.key = nn.Linear(D, key_dim)
         self.val = nn.Linear(G, key_dim)
-        self.row = nn.Sequential(layer_init(nn.Linear(F + S + key_dim, hidden)), nn.Tanh(),
-                                 layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.row = nn.Sequential(layer_init(nn.Linear(F + S + key_dim, hidden)), Tanh(),
+                                 layer_init(nn.Linear(hidden, hidden)), Tanh())
         self.row_logits = layer_init(nn.Linear(hidden, act_layout.n_verbs), std=0.01)
         context = S + A * G
-        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), nn.Tanh(),
-                                   layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(2 * hidden + context, hidden)), Tanh(),
+                                   layer_init(nn.Linear(hidden, hidden)), Tanh())
         self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
         self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
 
@@ -109,7 +135,7 @@ class AttentionPolicyNet(nn.Module):
         h = self.row(torch.cat([rows, own.unsqueeze(-2).expand(*lead, N, own.shape[-1]), readout], -1))
         row_logits = self.row_logits(h).reshape(*lead, -1)
         context = torch.cat([own, dip.reshape(*lead, -1)], -1)
-        z = self.trunk(torch.cat([h.mean(-2), h.max(-2).values, context], -1))
+        z = self.trunk(torch.cat([h.mean(-2), h.amax(-2), context], -1))
         logits = torch.cat([self.global_logits(z), row_logits], -1)
         return logits, self.value(z).squeeze(-1)
 
@@ -119,8 +145,8 @@ class FlatPolicyNet(nn.Module):
 
     def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 128):
         super().__init__()
-        self.body = nn.Sequential(layer_init(nn.Linear(obs_layout.size, hidden)), nn.Tanh(),
-                                  layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.body = nn.Sequential(layer_init(nn.Linear(obs_layout.size, hidden)), Tanh(),
+                                  layer_init(nn.Linear(hidden, hidden)), Tanh())
         self.pi = layer_init(nn.Linear(hidden, act_layout.n_actions), std=0.01)
         self.v = layer_init(nn.Linear(hidden, 1), std=1.0)
 
