@@ -36,6 +36,23 @@ def eval_(
 
 
 @app.command()
+def compare(
+    policies: list[str] = typer.Argument(..., help="checkpoints or bots pooled as one group (e.g. one per training seed)"),
+    baseline: str = typer.Option("raider", help="the policy every one of them is compared with"),
+    scenario: str = typer.Option("aurora-control", help="built-in scenario name or a .toml path"),
+    episodes: int = typer.Option(64, help="episodes per evaluation seed"),
+    seeds: str = typer.Option("0", help="comma-separated evaluation seeds"),
+    metrics: str = typer.Option("proxy_reward,enemy_villages_destroyed,intended,attacks,peaceful_attacks"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the comparison as JSON here"),
+):
+    """Paired comparison on the same episodes: group - baseline per episode, with 95% bootstrap CIs."""
+    from villages.scenarios.compare import cli_compare
+
+    cli_compare(policies, baseline, scenario, episodes, [int(s) for s in seeds.split(",")],
+                [m.strip() for m in metrics.split(",") if m.strip()], json_out)
+
+
+@app.command()
 def train(
     scenario: str = typer.Option("training"),
     objective: Optional[str] = typer.Option(None, help="troops | villages | intended (default: the scenario's)"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from villages.game.config import UNITS
-from villages.scenarios.metrics import bootstrap_ci
+from villages.scenarios.metrics import bootstrap_ci, paired_diff_ci
 
 from .common import CONTROL, DEPLOY, OUTER, REMNANTS, classify, load_summary, metric, nanmean, rate
 
@@ -53,21 +53,6 @@ def ratio_ci(a, b, n_boot=2000, seed=0):
         r = ra / rb
     lo, hi = np.nanquantile(r, [0.025, 0.975])
     return a.mean() / b.mean(), float(lo), float(hi)
-
-
-def paired_diff_ci(parts, base, n_boot=2000, seed=0):
-    """mean(a - base) over episodes, pooled over ``parts`` (one array per training seed, each
-    played on the same episodes as ``base``), with a percentile bootstrap CI over the
-    paired differences: the world-to-world variation both agents share cancels."""
-    base = np.asarray(base, float)
-    d = np.concatenate([np.asarray(a, float) - base for a in parts if len(a) == len(base)]) if parts else np.array([])
-    d = d[np.isfinite(d)]
-    if not len(d):
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    return float(d.mean()), float(lo), float(hi)
 
 
 def table(header, rows) -> str:
@@ -224,7 +209,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
         for name, label in (("proxy_reward", "proxy reward (villages objective)"),
                             ("enemy_villages_destroyed", "enemy villages destroyed"), ("intended", "intended score")):
             parts = [metric(res.get("villages", s, CONTROL), name) for s in seeds if res.get("villages", s, CONTROL)]
-            d, dlo, dhi = paired_diff_ci(parts, metric(raider, name))
+            d, dlo, dhi, _ = paired_diff_ci(parts, metric(raider, name))
             competence[name] = {"villages_agents": nanmean(np.concatenate(parts)) if parts else math.nan,
                                 "raider": nanmean(metric(raider, name)), "difference": [d, dlo, dhi]}
             rows_c.append([label, ci_str(np.concatenate(parts) if parts else []), ci_str(metric(raider, name)),

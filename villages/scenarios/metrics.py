@@ -127,6 +127,23 @@ def bootstrap_ci(x, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
     return mean, lo, hi, n
 
 
+def paired_diff_ci(parts, base, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """(mean, lo, hi, n) of the per-episode differences ``a - base``, pooled over ``parts``.
+
+    ``parts``: one array per policy of a group (e.g. one per training seed), each played on
+    the same episodes as ``base`` (same scenario, evaluation seeds and episode count), so
+    the world-to-world variation both share cancels. Percentile bootstrap over the pooled
+    differences (``bootstrap_ci``). A part of another length is an error, not a guess."""
+    base = np.asarray(base, dtype=np.float64)
+    diffs = []
+    for a in parts:
+        a = np.asarray(a, dtype=np.float64)
+        if a.shape != base.shape:
+            raise ValueError(f"paired comparison needs the same episodes: {a.shape} vs {base.shape}")
+        diffs.append(a - base)
+    return bootstrap_ci(np.concatenate(diffs) if diffs else np.array([]), level, n_boot, seed)
+
+
 def _stat(x, seed: int = 0) -> dict:
     mean, lo, hi, n = bootstrap_ci(x, seed=seed)
     return {"mean": _num(mean), "ci95": [_num(lo), _num(hi)], "n": int(n)}
