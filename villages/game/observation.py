@@ -176,6 +176,18 @@ def _put(dst: np.ndarray, src) -> None:
             dst[..., k] = src[..., k]
 
 
+def _banner_scales(A1: int, scale: float) -> np.ndarray:
+    """float64 [A1 + 1, 1]: 0.0 for a free site's banner (row 0), ``scale`` for alliances."""
+    key = ("banner", A1, scale)
+    k = _OFFSETS.get(key)
+    if k is None:
+        k = np.full((A1 + 1, 1), float(scale))
+        k[0] = 0.0
+        k.flags.writeable = False
+        _OFFSETS[key] = k
+    return k
+
+
 def _site_kind(P1: int, barbarian: int) -> np.ndarray:
     """float32 [P1 + 1, 3] by owner + 1: (is_player, is_barbarian, is_free) of a site."""
     key = ("kind", P1, barbarian)
@@ -206,6 +218,7 @@ class _Offsets:
     seat_cols: np.ndarray  # [B, 1, C] bins (world, seat + 1, column) of seat 0, per-seat sums
     army_units: np.ndarray  # [B, 1, U] bins (world, seat + 1, unit) of seat 0, army troops
     ones: np.ndarray  # float64 [B, V, 1]
+    thirty: np.ndarray  # int64 [B * (P1 + 1)] 30s
     minus_one: np.ndarray  # int64 [B, 1]
 
 
@@ -225,9 +238,10 @@ def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
             seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
             army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
             ones=np.ones((B, V, 1)),
+            thirty=np.full(B * (P1 + 1), 30),
             minus_one=np.full((B, 1), -1, np.int64),
         )
-        for a in (o.attacks, o.seat_cols, o.army_units, o.ones, o.minus_one):
+        for a in (o.attacks, o.seat_cols, o.army_units, o.ones, o.thirty, o.minus_one):
             a.flags.writeable = False
         if len(_OFFSETS) >= 64:
             _OFFSETS.clear()
@@ -274,54 +288,68 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     # attacks [B, target seat, attacker seat + 1] (column 0, "attacked by a free site", stays 0)
     attacks = np.bincount((dst_owner * (P1 + 1) + q + off.attacks)[at_seat], minlength=B * P1 * (P1 + 1))
     en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
-    target = np.where(at_seat, dst_owner, -1)  # the seat each attack is headed for (-1: none)
+    # Per (world, target seat + 1): attacks headed there and the soonest arrival (capped at 30, as
+    # shown); bin 0 collects the armies that attack no seat.
+    target1 = (np.where(at_seat, dst_owner, -1) + 1 + off.P_1).ravel()
+    incoming = np.bincount(target1, minlength=B * (P1 + 1))
+    eta = off.thirty.copy()
+    np.minimum.at(eta, target1, (state.army_arrive - state.tick[:, None]).ravel())
 
     # --- village table ---------------------------------------------------------
-    # Seat-independent columns are computed once per site: ``vt`` as others see a site,
-    # ``vt_own`` as its owner does (is_own, the own-village columns); rows gather from them
-    # and then get their seat-dependent columns.
+    # Seat-independent columns are computed once per site, twice: as others see a site
+    # (``vt[0]``) and as its owner does (``vt[1]``: is_own, the own-village columns). Each row
+    # gathers its site from one of the two, then gets its seat-dependent columns.
     F = len(L.village)
     owner1 = owner_v + 1  # (free sites: 0)
-    alliance_of_owner1 = np.concatenate((off.minus_one, state.player_alliance), 1)  # [B, P1 + 1] (free: -1)
-    alliance_v = alliance_of_owner1.reshape(-1).take(owner1 + off.P_1)
+    alliance1 = np.concatenate((off.minus_one, state.player_alliance), 1).reshape(-1).take(owner1 + off.P_1) + 1
+    alliance1_flat = alliance1 + off.A_1  # flat (world, alliance + 1) of each site (free: alliance 0)
     troops_v = state.troops.astype(np.float32)
-    vt = np.zeros((B, V, F), dtype=np.float32)
-    _put(vt[..., 1:4], _site_kind(P1, config.barbarian_player).take(owner1, axis=0))
-    site_banner = state.banner.reshape(B * A1, D).take((off.A + np.maximum(alliance_v, 0)).ravel(), axis=0)
+    vt = np.zeros((2, B, V, F), dtype=np.float32)
+    others = vt[0]
+    _put(others[..., 1:4], _site_kind(P1, config.barbarian_player).take(owner1, axis=0))
+    # Banners by alliance + 1, scaled in float64 (as banner * (occupied * scale) was); a free
+    # site shows alliance 0's banner times 0.0.
+    banner = np.concatenate((state.banner[:, :1], state.banner), 1) * _banner_scales(A1, config.banner_scale)
     b0 = c["banner_0"]
-    vt[..., b0 : b0 + D] = site_banner.reshape(B, V, D) * (occ_v[..., None] * config.banner_scale)
-    vt[..., c["integrity"]] = state.integrity / config.integrity_max
+    others[..., b0 : b0 + D] = banner.reshape(-1, D).take(alliance1_flat, axis=0)
+    others[..., c["integrity"]] = state.integrity / config.integrity_max
+    # defence, offence and the own troops columns: one _log of [B, V, 2 + U] float32
     w_def, w_off = _weights32(config)
-    vt[..., c["defence"]] = _log(troops_v @ w_def)
-    vt[..., c["offence"]] = _log(troops_v @ w_off)
-    vt[..., c["level"]] = state.buildings.sum(-1) / (K * config.building_max_level)
-    vt[..., c["wall"]] = state.buildings[..., WALL] / config.building_max_level
-    vt_own = vt.copy()
-    _put(vt_own[..., 0:2], _OWN_FLAGS)  # is_own, not is_player
+    logs = _log(np.concatenate(((troops_v @ w_def)[..., None], (troops_v @ w_off)[..., None], troops_v), -1))
+    d0 = c["defence"]
+    _put(others[..., d0 : d0 + 2], logs[..., :2])
+    others[..., c["level"]] = state.buildings.sum(-1) / (K * config.building_max_level)
+    others[..., c["wall"]] = state.buildings[..., WALL] / config.building_max_level
+    own = vt[1]
+    own[...] = others
+    _put(own[..., 0:2], _OWN_FLAGS)  # is_own, not is_player
     r0 = c["own_res_wood"]
-    vt_own[..., r0 : r0 + R] = state.resources / storage[..., None]
-    vt_own[..., c["own_pop"]] = pop_used / pop_cap
+    own[..., r0 : r0 + R] = state.resources / storage[..., None]
+    own[..., c["own_pop"]] = pop_used / pop_cap
     t0 = c["own_troops_levy"]
-    vt_own[..., t0 : t0 + U] = _log(troops_v)
+    own[..., t0 : t0 + U] = logs[..., 2:]
     k0 = c[f"own_{BUILDINGS[0]}"]
-    vt_own[..., k0 : k0 + K] = state.buildings / config.building_max_level
+    own[..., k0 : k0 + K] = state.buildings / config.building_max_level
 
     rv = state.row_village if all_seats else state.row_village[:, players]  # [B, n, N] site of each row
     frv = rv + off.V[..., None] if B > 1 else rv  # [B, n, N] flat (world, site) of each row
+    owner = owner_v.reshape(-1).take(frv)
+    mine = owner == players[None, :, None]
     if out is None:
         out = np.empty((B, n, L.size), dtype=np.float32)
     elif out.shape != (B, n, L.size) or out.dtype != np.float32:
         raise ValueError(f"out must be float32{[B, n, L.size]}, got {out.dtype}{list(out.shape)}")
     f = out[..., L.rows_start : L.diplomacy_start].reshape(B, n, N, F)
-    f[...] = vt.reshape(B * V, F).take(frv.ravel(), axis=0).reshape(B, n, N, F)
+    f[...] = vt.reshape(2 * B * V, F).take(frv + mine * (B * V), axis=0)
     # Alliance columns by one lookup: code[b, mine, site alliance + 1] is the relation, or
-    # _SAME for one's own alliance, _FREE for a free site (so "shown" needs no extra test).
+    # _SAME for one's own alliance, _FREE for a free site (and one's own rows, which show none).
     code = np.empty((B, A1, A1 + 1), np.uint16)
     code[..., 0] = _FREE
     code[..., 1:] = state.relation.view(np.uint8)
     code.reshape(B, -1)[:, 1 :: A1 + 2] = _SAME  # the diagonal [a, a + 1]
-    alliance = alliance_v.reshape(-1).take(frv)  # [B, n, N] of each row's site
-    row_code = code.reshape(-1).take(((my_alliance + off.A) * (A1 + 1) + 1)[..., None] + alliance)
+    alliance_row = np.where(mine, 0, alliance1.reshape(-1).take(frv))  # [B, n, N] alliance + 1 (own rows: 0)
+    my_alliance_flat = my_alliance + off.A  # [B, n] flat (world, alliance)
+    row_code = code.reshape(-1).take((my_alliance_flat * (A1 + 1))[..., None] + alliance_row)
     if config.relation_in_rows:
         flags = _ROW_FLAGS.take(row_code, axis=0)  # [B, n, N, 4]
         f[..., c["same_alliance"]] = flags[..., 0]
@@ -329,10 +357,6 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
         _put(f[..., w0 : w0 + 3], flags[..., 1:])
     else:
         f[..., c["same_alliance"]] = row_code == _SAME
-    # One's own rows: the owner's view of the site (own columns; not a player's or an ally's).
-    owner = owner_v.reshape(-1).take(frv)
-    mb, mi, mr = np.nonzero(owner == players[None, :, None])
-    f[mb, mi, mr] = vt_own.reshape(B * V, F).take(frv[mb, mi, mr], axis=0)
     home = state.home[:, :n] if all_seats else state.home[:, players]
     f[..., c["distance"]] = state.distance.reshape(-1).take((home * V + off.VV)[..., None] + rv) / config.map_scale
     a0 = c["attacking_me"]
@@ -355,14 +379,13 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     seat1 = players + 1
     sums = per_seat.take(seat1, axis=1)  # [B, n, C]
     own_troops = sums[..., :U] + army_troops.take(seat1, axis=1)
-    incoming = target[:, None, :] == players[None, :, None]  # [B, n, M]
+    seat1_flat = seat1 + off.P_1
     g = out[..., : L.self_size]
     g[..., 0] = state.tick[:, None] / config.episode_length
     g[..., 1] = sums[..., C - 1] / config.max_own_villages
     g[..., 2] = sums[..., U + R] / np.maximum(sums[..., U + R + 1], 1)
-    g[..., 3] = np.minimum(incoming.sum(-1), 5) / 5.0
-    eta = np.where(incoming, (state.army_arrive - state.tick[:, None])[:, None, :], 10**6).min(-1)
-    g[..., 4] = np.minimum(eta, 30) / 30.0
+    g[..., 3] = np.minimum(incoming.take(seat1_flat), 5) / 5.0
+    g[..., 4] = eta.take(seat1_flat) / 30.0
     g[..., 5 : 5 + R] = sums[..., U : U + R] / np.maximum(sums[..., U + R + 2], 1)[..., None]
     g[..., 5 + R : 5 + R + U] = _log(own_troops)
 
@@ -375,8 +398,8 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     pair.reshape(B, -1, 3)[:, :: A1 + 1, 0] = _MINE
     pair[..., 1] = state.offer.transpose(0, 2, 1)
     pair[..., 2] = state.offer
-    dip = pair.reshape(-1, 3).take(((my_alliance + off.A) * A1)[..., None] + order, axis=0)  # [B, n, A, 3]
-    ally_villages = np.bincount((alliance_v + 1 + off.A_1).ravel(), minlength=B * (A1 + 1))  # [B, alliance + 1]
+    dip = pair.reshape(-1, 3).take((my_alliance_flat * A1)[..., None] + order, axis=0)  # [B, n, A, 3]
+    ally_villages = np.bincount(alliance1_flat.ravel(), minlength=B * (A1 + 1))  # [B, alliance + 1]
     d = out[..., L.diplomacy_start :].reshape(B, n, A, len(L.diplomacy))
     row_banner = state.banner.reshape(B * A1, D).take((off.A + state.alliance_order).ravel(), axis=0)
     d[..., dc["banner_0"] : dc["banner_0"] + D] = row_banner.reshape(B, 1, A, D) * config.banner_scale
