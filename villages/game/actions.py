@@ -526,7 +526,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) * np.float32(8) + fixed
     mask = t.mask_plan.assemble(codes)
     if all_seats and B * n <= 64:
-        _remember_mask(config, state, mask, best)
+        _remember_mask(config, state, mask, best, in_table)
     return mask
 
 
@@ -586,7 +586,7 @@ def _rel_base(B: int, A1: int) -> np.ndarray:
 
 _MASK_READS = ("owner", "resources", "buildings", "troops", "player_alliance", "player_active", "relation",
                "row_village", "army_active", "army_troops", "army_src")
-_LAST_MASK: list = [None]  # (config ref, fingerprint, mask copy, best [B, 3, P] sources)
+_LAST_MASK: list = [None]  # (config ref, fingerprint, mask copy, best [B, 3, P] sources, levels in tables)
 
 
 def _fingerprint(state: State) -> tuple:
@@ -625,15 +625,15 @@ def _same_mask_rules(a: GameConfig, b: GameConfig) -> bool:
     return same
 
 
-def _remember_mask(config: GameConfig, state: State, mask: np.ndarray, best: np.ndarray) -> None:
-    _LAST_MASK[0] = (weakref.ref(config), _fingerprint(state), mask.copy(), best)
+def _remember_mask(config: GameConfig, state: State, mask: np.ndarray, best: np.ndarray, in_table: bool) -> None:
+    _LAST_MASK[0] = (weakref.ref(config), _fingerprint(state), mask.copy(), best, in_table)
 
 
 def cached_mask(config: GameConfig, state: State):
-    """(mask [B, P, n_actions] of every seat, best [B, 3, P] sources: attack, support, main) as
-    ``action_mask`` last computed them, if that was on a state with the same contents as
-    ``state`` under the same rules; else None. Diplomacy bits may be off (``diplomacy=False``):
-    the rules judge diplomacy themselves."""
+    """(mask [B, P, n_actions] of every seat, best [B, 3, P] sources: attack, support, main,
+    whether the building levels are in the tables) as ``action_mask`` last computed them, if
+    that was on a state with the same contents as ``state`` under the same rules; else None.
+    Diplomacy bits may be off (``diplomacy=False``): the rules judge diplomacy themselves."""
     last = _LAST_MASK[0]
     if last is None:
         return None
@@ -642,4 +642,4 @@ def cached_mask(config: GameConfig, state: State):
         return None
     if last[1] != _fingerprint(state):
         return None
-    return last[2], last[3]
+    return last[2:]

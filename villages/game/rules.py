@@ -66,6 +66,9 @@ _STATIC = ("pos", "distance", "home", "row_village", "alliance_order")
 _FIELDS = tuple(f.name for f in fields(State))
 # ``step`` replaces these with new arrays before it returns (and never writes into them).
 _REPLACED_BY_STEP = ("tick", "key", "invalid_actions")
+# ... and shares these with its input: it never writes into them (player_active is replaced
+# when a seat is eliminated), or copies them first (relation and offer, in ``_diplomacy``).
+_NOT_COPIED_BY_STEP = _REPLACED_BY_STEP + ("player_alliance", "player_active", "banner", "relation", "offer")
 
 
 _COPIED: dict = {}  # skip -> the names to copy
@@ -100,13 +103,15 @@ def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -
 
 
 _POW2 = 2 ** np.arange(16, dtype=np.int64)
+_MISSING = object()  # (a per-config cache's "not computed yet": None is a cached answer)
 _PACE: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
 
 
 def _pace_table(config: GameConfig) -> np.ndarray | None:
     """pace[code]: the slowest pace among the unit types in ``code`` (bit u: unit u present),
     computed as ``travel_ticks`` did (the maximum of their speeds; 1.0 for none)."""
-    if config not in _PACE:
+    table = _PACE.get(config, _MISSING)
+    if table is _MISSING:
         speed = np.asarray(config.unit_speed)
         U = len(speed)
         table = None
@@ -115,7 +120,7 @@ def _pace_table(config: GameConfig) -> np.ndarray | None:
             table = np.where(present, speed, 0.0).max(-1)
             table = np.where(present.any(-1), table, 1.0)
         _PACE[config] = table
-    return _PACE[config]
+    return table
 
 
 def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
@@ -127,7 +132,7 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
         raise ValueError(f"actions must have shape {(B, P)}, got {actions.shape}")
     # The mask of this very state, if it was just computed (small batches): legality and sources.
     known = cached_mask(config, state) if B * P <= 64 else None
-    s = _copy_dynamic(state, skip=_REPLACED_BY_STEP)
+    s = _copy_dynamic(state, skip=_NOT_COPIED_BY_STEP)
     ev = Events()
     # Sources (where armies and trades leave from) are fixed before production, as the mask saw them:
     # best [B, 3, P] = the attack, support and main (richest) village of each seat.
@@ -140,7 +145,7 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
     else:
         src = sources(config, s, np.arange(P))
         best = np.stack([src.attack, src.support, src.main], 1)
-    in_table = levels_in_table(tables(config), state.buildings)
+    in_table = levels_in_table(tables(config), state.buildings) if known is None else known[2]
     _produce(config, s, in_table)
     _commands(config, s, actions, best, src, state, ev, None if known is None else known[0], in_table)
     _arrivals(config, s, ev)
@@ -285,6 +290,7 @@ def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
 
 
 def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+    s.relation, s.offer = s.relation.copy(), s.offer.copy()  # (shared with ``start`` until now)
     L = layout_for(config)
     A = config.n_alliances
     dverb, col = np.divmod(aa - L.diplomacy, A)
@@ -458,14 +464,15 @@ _SEND: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.Weak
 def _send_factor(config: GameConfig) -> np.ndarray | None:
     """int64 [3, U] by army kind: 1 for the units that leave (attack: the offensive ones), else 0;
     None unless ``unit_offensive`` is boolean."""
-    if config not in _SEND:
+    f = _SEND.get(config, _MISSING)
+    if f is _MISSING:
         off = config.unit_offensive
         f = None
         if isinstance(off, np.ndarray) and off.dtype == bool:
             f = np.zeros((3, len(off)), np.int64)
             f[ARMY_ATTACK] = off
         _SEND[config] = f
-    return _SEND[config]
+    return f
 
 
 _COMMAND = {_TRADE: _trade, _DIPLOMACY: _diplomacy, _BUILD: _build, _TRAIN: _train, _ARMY: _army}
@@ -726,7 +733,8 @@ _WEIGHTS: "weakref.WeakKeyDictionary[GameConfig, _Weights | None]" = weakref.Wea
 
 def _battle_weights(config: GameConfig) -> _Weights | None:
     """None unless ``unit_is_cavalry`` is boolean (then (troops * attack) * flag == troops * (attack * flag))."""
-    if config not in _WEIGHTS:
+    w = _WEIGHTS.get(config, _MISSING)
+    if w is _MISSING:
         cav = config.unit_is_cavalry
         ok = isinstance(cav, np.ndarray) and cav.dtype == bool
         w = None
@@ -738,7 +746,7 @@ def _battle_weights(config: GameConfig) -> _Weights | None:
             w = _Weights(inf, cav_, np.stack([inf, cav_], 1).astype(np.float64) if exact(ua) else None,
                          loot.astype(np.float64), loot.dtype.kind in "iuf" and exact(loot))
         _WEIGHTS[config] = w
-    return _WEIGHTS[config]
+    return w
 
 
 def _luck(config: GameConfig, key: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -780,12 +788,26 @@ def _next_key(key: np.ndarray) -> np.ndarray:
 # --- 4. upkeep -------------------------------------------------------------------
 
 
+_SITE_BINS: dict = {}
+
+
+def _site_bins(B: int, P2: int) -> np.ndarray:
+    """[B, 1] world * P2 + 1: the bin of (world, owner + 1)."""
+    a = _SITE_BINS.get((B, P2))
+    if a is None:
+        a = (np.arange(B) * P2 + 1)[:, None]
+        a.flags.writeable = False
+        if len(_SITE_BINS) < 64:
+            _SITE_BINS[(B, P2)] = a
+    return a
+
+
 def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
     owned = s.owner >= 0
     s.integrity = np.where(owned, np.minimum(config.integrity_max, s.integrity + config.integrity_regen), 0.0)
     B = s.batch_size
     P2 = config.n_players + 2  # per world: free sites, seats, barbarians
-    n_sites = np.bincount((s.owner + (np.arange(B) * P2 + 1)[:, None]).ravel(), minlength=B * P2).reshape(B, P2)
+    n_sites = np.bincount((s.owner + _site_bins(B, P2)).ravel(), minlength=B * P2).reshape(B, P2)
     gone = s.player_active & (n_sites[:, 1:] == 0)
     gone[:, config.barbarian_player] = False
     if np.count_nonzero(gone):
