@@ -390,6 +390,33 @@ class _MaskPlan:
         return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
 
 
+class _NoOffset:
+    """The flat-index offset of the one world of a batch of one: zero, without the numpy call.
+    ``x + NO_OFFSET`` is ``x`` itself and ``NO_OFFSET * k`` is ``NO_OFFSET``; at batch 1 each of
+    these would otherwise cost an array operation adding zeros. (So such a sum is only read.)"""
+
+    __array_ufunc__ = None  # ndarray + NO_OFFSET: numpy defers to __radd__
+    __slots__ = ()
+
+    def __add__(self, other):
+        return other
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        return self
+
+    __rmul__ = __mul__
+
+
+NO_OFFSET = _NoOffset()
+
+
+def world_offsets(B: int, k: int):
+    """[B, 1] world * k: the flat offset of each world's rows of k (NO_OFFSET for one world)."""
+    return NO_OFFSET if B == 1 else (_arange(B) * k)[:, None]
+
+
 _INDEX_CACHE: dict = {}
 
 
@@ -424,7 +451,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     K, U = config.n_buildings, config.n_units
     t = tables(config)
     all_seats = _is_all_seats(players, P)
-    bV = (_arange(B) * V)[:, None]  # [B, 1] flat offset of each world's sites
+    bV = world_offsets(B, V)  # [B, 1] flat offset of each world's sites
     codes = np.empty((B, n, 2 + N), np.float64)  # head, diplomacy, one per row
 
     active = state.player_active[:, :P] if all_seats else state.player_active[:, players]  # [B, n]
@@ -518,7 +545,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     can_found = rich & ((n_own - 1).astype(np.uint64) < config.max_own_villages - 1)  # (0 -> huge)
     seat_bits = (has_offense.view(np.uint8) | (has_spears.view(np.uint8) << 1) | (can_found.view(np.uint8) << 2)) * act
     rv = state.row_village if all_seats else state.row_village[:, players]
-    frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
+    frv = rv if B == 1 else rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
     fixed = verdict.reshape(-1).take((my_alliance * V + bV * A1)[..., None] + rv)
     # No support to the spears' own village.
     fixed &= np.where(rv == support[..., None], (seat_bits & 0xFD)[..., None], seat_bits[..., None])
