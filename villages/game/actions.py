@@ -185,7 +185,7 @@ def sum_last(x: np.ndarray) -> np.ndarray:
 def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
     """Population away from home, charged to each army's source village: [B, V]."""
     B, V = state.owner.shape
-    fm = np.flatnonzero(state.army_active)  # flat (world, slot), in (world, slot) order
+    fm = state.army_active.reshape(-1).nonzero()[0]  # flat (world, slot), in (world, slot) order (np.flatnonzero)
     M = state.army_active.shape[1]
     pop = weighted_units(tables(config), state.army_troops.reshape(B * M, -1).take(fm, axis=0), config.unit_pop)
     site = state.army_src.take(fm) if B == 1 else (fm // M) * V + state.army_src.take(fm)  # flat (world, site)

@@ -144,23 +144,13 @@ class _Columns:
 _COLUMNS: dict = {}
 
 # Relation lookups: a code per (seat, row) is the relation as uint8 (0..255) or one of
-# these, and a table turns it into a block of columns at once.
-_SAME, _FREE = 256, 257  # a village row: one's own alliance, a free site
-_MINE = 256  # a diplomacy row: one's own alliance
-
-
-def _code_table(n_codes: int, rows: dict) -> np.ndarray:
-    t = np.zeros((n_codes, 4), np.float32)
-    for code, col in rows.items():
-        t[code, col] = 1.0
-    t.flags.writeable = False
-    return t
-
-
-# village rows: same_alliance, rel_war, rel_peace, rel_ally (relations of other alliances only)
-_ROW_FLAGS = _code_table(258, {_SAME: 0, WAR: 1, PEACE: 2, ALLY: 3})
-# diplomacy rows: is_mine, rel_war, rel_peace, rel_ally (relations of other alliances only)
-_DIP_FLAGS = _code_table(257, {_MINE: 0, WAR: 1, PEACE: 2, ALLY: 3})
+# these, and _FLAGS turns it into a block of four columns at once: same_alliance (village
+# rows) or is_mine (diplomacy rows), rel_war, rel_peace, rel_ally (other alliances only).
+_OWN_ALLIANCE, _FREE = 256, 257  # (_FREE: a free site, or one's own village: no flags)
+_FLAGS = np.zeros((258, 4), np.float32)
+_FLAGS[[_OWN_ALLIANCE, WAR, PEACE, ALLY], [0, 1, 2, 3]] = 1.0
+_FLAGS.flags.writeable = False
+_FREE_PAIR = np.array([_FREE, 0, 0], np.int16)  # (code, offer to me, offer by me) of no alliance
 _OWN_FLAGS = np.array([1.0, 0.0], np.float32)  # is_own, is_player on one's own rows
 _FUSE_ROWS = 256
 
@@ -341,22 +331,27 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
         raise ValueError(f"out must be float32{[B, n, L.size]}, got {out.dtype}{list(out.shape)}")
     f = out[..., L.rows_start : L.diplomacy_start].reshape(B, n, N, F)
     f[...] = vt.reshape(2 * B * V, F).take(frv + mine * (B * V), axis=0)
-    # Alliance columns by one lookup: code[b, mine, site alliance + 1] is the relation, or
-    # _SAME for one's own alliance, _FREE for a free site (and one's own rows, which show none).
-    code = np.empty((B, A1, A1 + 1), np.uint16)
-    code[..., 0] = _FREE
-    code[..., 1:] = state.relation.view(np.uint8)
-    code.reshape(B, -1)[:, 1 :: A1 + 2] = _SAME  # the diagonal [a, a + 1]
+    # Alliance columns (village rows and the diplomacy table) by one lookup:
+    # pairs[b, mine, other alliance + 1] = (code, offer to me, offer by me), where the code is
+    # the relation, _OWN_ALLIANCE on the diagonal and _FREE for other alliance + 1 = 0 (a free
+    # site, and one's own rows), so "shown only for others" needs no extra test.
+    pairs = np.empty((B, A1, A1 + 1, 3), np.int16)
+    pairs[:, :, 0] = _FREE_PAIR
+    pairs[:, :, 1:, 0] = state.relation.view(np.uint8)
+    pairs.reshape(B, -1, 3)[:, 1 :: A1 + 2, 0] = _OWN_ALLIANCE  # the diagonal [a, a + 1]
+    pairs[:, :, 1:, 1] = state.offer.transpose(0, 2, 1)
+    pairs[:, :, 1:, 2] = state.offer
+    pairs = pairs.reshape(-1, 3)
+    my_pairs = ((my_alliance + off.A) * (A1 + 1))[..., None]  # [B, n, 1] flat (world, mine, 0)
     alliance_row = np.where(mine, 0, alliance1.reshape(-1).take(frv))  # [B, n, N] alliance + 1 (own rows: 0)
-    my_alliance_flat = my_alliance + off.A  # [B, n] flat (world, alliance)
-    row_code = code.reshape(-1).take((my_alliance_flat * (A1 + 1))[..., None] + alliance_row)
+    row_code = pairs.take(my_pairs + alliance_row, axis=0)[..., 0]
     if config.relation_in_rows:
-        flags = _ROW_FLAGS.take(row_code, axis=0)  # [B, n, N, 4]
+        flags = _FLAGS.take(row_code, axis=0)  # [B, n, N, 4]
         f[..., c["same_alliance"]] = flags[..., 0]
         w0 = c["rel_war"]
         _put(f[..., w0 : w0 + 3], flags[..., 1:])
     else:
-        f[..., c["same_alliance"]] = row_code == _SAME
+        f[..., c["same_alliance"]] = row_code == _OWN_ALLIANCE
     home = state.home[:, :n] if all_seats else state.home[:, players]
     f[..., c["distance"]] = state.distance.reshape(-1).take((home * V + off.VV)[..., None] + rv) / config.map_scale
     a0 = c["attacking_me"]
@@ -390,21 +385,14 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     g[..., 5 + R : 5 + R + U] = _log(own_troops)
 
     # --- diplomacy table (rows in a per-world shuffled alliance order) ------------
-    # One lookup per row for the relation (or _MINE for one's own alliance) and the
-    # offers both ways: pair[b, mine, other] = (code, offer to me, offer by me).
-    order = state.alliance_order[:, None, :]  # [B, 1, A]
-    pair = np.empty((B, A1, A1, 3), np.int16)
-    pair[..., 0] = state.relation.view(np.uint8)
-    pair.reshape(B, -1, 3)[:, :: A1 + 1, 0] = _MINE
-    pair[..., 1] = state.offer.transpose(0, 2, 1)
-    pair[..., 2] = state.offer
-    dip = pair.reshape(-1, 3).take((my_alliance_flat * A1)[..., None] + order, axis=0)  # [B, n, A, 3]
+    order1 = state.alliance_order + 1  # [B, A] alliance + 1 of each row
+    dip = pairs.take(my_pairs + order1[:, None, :], axis=0)  # [B, n, A, 3]
     ally_villages = np.bincount(alliance1_flat.ravel(), minlength=B * (A1 + 1))  # [B, alliance + 1]
     d = out[..., L.diplomacy_start :].reshape(B, n, A, len(L.diplomacy))
     row_banner = state.banner.reshape(B * A1, D).take((off.A + state.alliance_order).ravel(), axis=0)
     d[..., dc["banner_0"] : dc["banner_0"] + D] = row_banner.reshape(B, 1, A, D) * config.banner_scale
     m0 = dc["is_mine"]
-    _put(d[..., m0 : m0 + 4], _DIP_FLAGS.take(dip[..., 0], axis=0))
+    _put(d[..., m0 : m0 + 4], _FLAGS.take(dip[..., 0], axis=0))
     _put(d[..., m0 + 4 : m0 + 6], dip[..., 1:] > 0)
-    d[..., dc["villages"]] = ally_villages.take(state.alliance_order + 1 + off.A_1)[:, None, :] / 10.0
+    d[..., dc["villages"]] = ally_villages.take(order1 + off.A_1)[:, None, :] / 10.0
     return out

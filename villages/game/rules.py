@@ -396,7 +396,7 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
     B, M = s.army_active.shape
     free = ~s.army_active
     if B == 1:  # one world: the launches in order take the free slots in order
-        slots = np.flatnonzero(free)
+        slots = free.reshape(-1).nonzero()[0]  # (np.flatnonzero without its Python wrapper)
         n_launch = np.count_nonzero(launch)
         if n_launch <= len(slots):
             fits = launch
