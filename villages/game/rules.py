@@ -435,8 +435,7 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
         sent = np.where((kind == ARMY_ATTACK)[:, None], home_troops * config.unit_offensive, 0)
     if n_kind[ARMY_SUPPORT]:
         # ... support sends half the spears (rounded up): a village never strips itself bare to help.
-        sup = kind == ARMY_SUPPORT
-        sent[sup, SPEAR] = (home_troops[sup, SPEAR] + 1) // 2
+        sent[:, SPEAR] = np.where(kind == ARMY_SUPPORT, (home_troops[:, SPEAR] + 1) // 2, sent[:, SPEAR])
     s.troops[bb, source] = home_troops - sent  # (one command per seat: the sources are distinct)
     if n_kind[ARMY_SETTLE]:
         settle = kind == ARMY_SETTLE
