@@ -97,8 +97,8 @@ class parallel_env(ParallelEnv):
     def _observations(self, obs, mask):
         # One int8 copy of all seats' masks (the agents' masks are rows of it: editing one
         # does not touch the engine's mask, which step() checks actions against).
-        obs0, mask0 = obs[0], mask[0].astype(np.int8)
-        return {a: {"observation": obs0[k], "action_mask": mask0[k]} for a, k in self._live}
+        rows, masks = list(obs[0]), list(mask[0].astype(np.int8))  # (row views, made in one call each)
+        return {a: {"observation": rows[k], "action_mask": masks[k]} for a, k in self._live}
 
     def reset(self, seed=None, options=None):
         if seed is None:
@@ -155,14 +155,14 @@ class parallel_env(ParallelEnv):
         troops = info["troops"][0].tolist()
         rewards = {a: rew[k] for a, k in live}
         terminations = {a: not active[players[k]] for a, k in live}
-        truncations = {a: done and active[players[k]] for a, k in live}
+        truncations = {a: active[players[k]] for a, k in live} if done else dict.fromkeys(self.agents, False)
         infos = {a: {"intended": intended[k], "troops": int(troops[k]), "invalid": a in invalid} for a, k in live}
         observations = self._observations(obs, mask)
         if self._recorder is not None:
             f = self._focal_seat
             self._recorder.record(self.game.state, info["events"], world=0,
                                   reward=None if f is None else rew[f], intended=None if f is None else intended[f])
-        if done or not all(active[players[k]] for _, k in live):
+        if done or any(terminations.values()):
             self._live = [(a, k) for a, k in live if active[players[k]] and not done]
             self.agents = [a for a, _ in self._live]
             self._live_set = set(self.agents)
