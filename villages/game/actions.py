@@ -532,7 +532,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
 
     # verdict [B, A+1, V] by a table: (site kind, same alliance, relation) -> bits.
     P1 = state.player_alliance.shape[1]
-    alliance = state.player_alliance.reshape(-1).take(_arange(B)[:, None] * P1 + np.maximum(owner, 0))  # [B, V]
+    alliance = state.player_alliance.reshape(-1).take(np.maximum(owner, 0) + world_offsets(B, P1))  # [B, V]
     rel = state.relation.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
     same = alliance[:, None, :] == _arange(A1)[None, :, None]  # [B, A+1, V]
     lut = _verdict_table(config, P1)

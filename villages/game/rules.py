@@ -631,10 +631,21 @@ def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> No
     home = s.army_src.take(fm)
     s.army_kind.put(fm, ARMY_RETURN)
     s.army_dst.put(fm, home)
-    s.army_src.put(fm, home)
     s.army_arrive.put(fm, s.tick[b] + travel_ticks(config, s.distance[b, here, home], troops))
     if np.count_nonzero(has) != len(has):
         s.army_active.put(fm[~has], False)
+
+
+_DEFENDER_COLUMNS: dict = {}
+
+
+def _defender_columns(U: int) -> np.ndarray:
+    """bool [2U]: which columns of [attackers | defenders] are the defenders'."""
+    d = _DEFENDER_COLUMNS.get(U)
+    if d is None:
+        d = _DEFENDER_COLUMNS[U] = np.arange(2 * U) >= U
+        d.flags.writeable = False
+    return d
 
 
 def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events) -> None:
@@ -654,15 +665,17 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     luck = _luck(config, s.key[b], v)
     w = _battle_weights(config)
     if w is not None and w.attack_by_type is not None and att.dtype.kind in "iu":
-        # Integer troops times integer attack values: exact sums in any order, so a product.
-        a_inf, a_cav = (att @ w.attack_by_type).T
-    elif w is not None:
-        a_inf = (att * w.attack_inf).sum(-1)
-        a_cav = (att * w.attack_cav).sum(-1)
+        # Integer troops times integer attack values: exact sums in any order, so a product
+        # (the third column, inf + cav, gives a_inf + a_cav exactly).
+        a_inf, a_cav, a_all = (att @ w.attack_by_type).T
     else:
-        a_inf = (att * config.unit_attack * ~config.unit_is_cavalry).sum(-1)
-        a_cav = (att * config.unit_attack * config.unit_is_cavalry).sum(-1)
-    a_all = a_inf + a_cav
+        if w is not None:
+            a_inf = (att * w.attack_inf).sum(-1)
+            a_cav = (att * w.attack_cav).sum(-1)
+        else:
+            a_inf = (att * config.unit_attack * ~config.unit_is_cavalry).sum(-1)
+            a_cav = (att * config.unit_attack * config.unit_is_cavalry).sum(-1)
+        a_all = a_inf + a_cav
     A = a_all * luck
     inf_share = np.where(a_all > 0, a_inf / np.maximum(a_all, 1e-9), 1.0)
     per_unit = config.unit_def_inf * inf_share[:, None] + config.unit_def_cav * (1 - inf_share[:, None])
@@ -670,17 +683,21 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     wall = s.buildings.take(f_wall)
     D = ((dfd * per_unit).sum(-1) + config.village_base_defence + config.wall_base_defence * wall) * (1 + config.wall_bonus * wall)
     won = A > D
-    ratio = np.where(won, D / np.maximum(A, 1e-9), A / np.maximum(D, 1e-9)) ** config.loss_exponent
+    # the loser's strength over the winner's
+    ratio = (np.where(won, D, A) / np.maximum(np.where(won, A, D), 1e-9)) ** config.loss_exponent
     # np.clip(ratio, 0, 1) (a -0.0 ratio may stay -0.0: it loses the same floor(x * ratio + 0.5) = 0)
     ratio = np.minimum(np.maximum(ratio, 0.0), 1.0)[:, None]
     # Losses at this ratio, attackers and defenders together: [n, 2U].
     U = att.shape[1]
     both = np.concatenate((att, dfd), 1)
     lost = np.minimum(both, np.floor(both * ratio + 0.5).astype(np.int64))
-    att_lost = np.where(won[:, None], lost[:, :U], att)
-    def_lost = np.where(won[:, None], dfd, lost[:, U:])
-    survivors = att - att_lost
-    troops_v[fv] = dfd - def_lost
+    # The winner loses ``lost``, the loser everything: ``lost`` where (attackers, won) or
+    # (defenders, not won), i.e. where won differs from "defender column".
+    lost = np.where(won[:, None] != _defender_columns(U), lost, both)
+    att_lost, def_lost = lost[:, :U], lost[:, U:]
+    left = both - lost
+    survivors = left[:, :U]
+    troops_v[fv] = left[:, U:]
 
     # Winners plunder what they can carry and damage the village.
     if w is not None and w.loot_exact and survivors.dtype.kind in "iu":
@@ -722,7 +739,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
 class _Weights:
     attack_inf: np.ndarray  # unit_attack * ~unit_is_cavalry (the same products: the factor is 0 or 1)
     attack_cav: np.ndarray  # unit_attack * unit_is_cavalry
-    attack_by_type: np.ndarray | None  # [U, 2] the two, when unit_attack holds integers (else None)
+    attack_by_type: np.ndarray | None  # [U, 3] the two and their sum, when unit_attack holds integers (else None)
     loot: np.ndarray  # unit_loot as float64
     loot_exact: bool  # unit_loot holds integers
 
@@ -742,7 +759,7 @@ def _battle_weights(config: GameConfig) -> _Weights | None:
             ua = np.asarray(config.unit_attack, np.float64)
             loot = np.asarray(config.unit_loot)
             exact = lambda x: bool(np.all(np.isfinite(x)) and np.all(np.mod(x, 1) == 0) and np.all(np.abs(x) < 2**20))  # noqa: E731
-            w = _Weights(inf, cav_, np.stack([inf, cav_], 1).astype(np.float64) if exact(ua) else None,
+            w = _Weights(inf, cav_, np.stack([inf, cav_, inf + cav_], 1).astype(np.float64) if exact(ua) else None,
                          loot.astype(np.float64), loot.dtype.kind in "iuf" and exact(loot))
         _WEIGHTS[config] = w
     return w
