@@ -204,7 +204,6 @@ class _Offsets:
     P: object  # [B, 1] world * P1
     P_1: object  # [B, 1] world * (P1 + 1)
     PV: object  # [B, 1] world * P1 * V
-    attacks: np.ndarray  # [B, 1] world * P1 * (P1 + 1) + 1: bins [world, target seat, attacker seat + 1]
     seat_cols: np.ndarray  # [B, 1, C] bins (world, seat + 1, column) of seat 0, per-seat sums
     army_units: np.ndarray  # [B, 1, U] bins (world, seat + 1, unit) of seat 0, army troops
     ones: np.ndarray  # float64 [B, V, 1]
@@ -224,14 +223,13 @@ def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
         o = _Offsets(
             V=world(V), VV=world(V * V), A=world(A1), A_1=world(A1 + 1), P=world(P1), P_1=world(P1 + 1),
             PV=world(P1 * V),
-            attacks=b * P1 * (P1 + 1) + 1,
             seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
             army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
             ones=np.ones((B, V, 1)),
             thirty=np.full(B * (P1 + 1), 30),
             minus_one=np.full((B, 1), -1, np.int64),
         )
-        for a in (o.attacks, o.seat_cols, o.army_units, o.ones, o.thirty, o.minus_one):
+        for a in (o.seat_cols, o.army_units, o.ones, o.thirty, o.minus_one):
             a.flags.writeable = False
         if len(_OFFSETS) >= 64:
             _OFFSETS.clear()
@@ -267,21 +265,21 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     all_seats = n == P1 - 1 and players.tobytes() == _arange(n).tobytes()
     my_alliance = state.player_alliance[:, :n] if all_seats else state.player_alliance[:, players]  # [B, n]
     owner_v = state.owner
-    occ_v = owner_v >= 0
 
     # --- armies: who is attacking whom, and where my attacks are headed -------------
     atk = state.army_active & (state.army_kind == ARMY_ATTACK)
     dst = state.army_dst
     q = state.army_owner
     dst_owner = owner_v.reshape(-1).take(dst + off.V)
-    at_seat = atk & (dst_owner >= 0)
-    # attacks [B, target seat, attacker seat + 1] (column 0, "attacked by a free site", stays 0)
-    attacks = np.bincount((dst_owner * (P1 + 1) + q + off.attacks)[at_seat], minlength=B * P1 * (P1 + 1))
-    en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
-    # Per (world, target seat + 1): attacks headed there and the soonest arrival (capped at 30, as
-    # shown); bin 0 collects the armies that attack no seat.
-    target1 = (np.where(at_seat, dst_owner, -1) + 1 + off.P_1).ravel()
+    # Per army: (world, target seat + 1) of an attack on a seat; bin 0 of its world otherwise.
+    target1 = np.where(atk & (dst_owner >= 0), dst_owner + 1, 0) + off.P_1
+    # attacks [B, target seat + 1, attacker seat + 1] (row 0: no target; column 0, "attacked by a
+    # free site", stays 0), and per target the attacks headed there and the soonest arrival
+    # (capped at 30, as shown)
+    attacks = np.bincount((target1 * (P1 + 1) + (q + 1)).ravel(), minlength=B * (P1 + 1) * (P1 + 1))
+    target1 = target1.ravel()
     incoming = np.bincount(target1, minlength=B * (P1 + 1))
+    en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
     eta = off.thirty.copy()
     np.minimum.at(eta, target1, (state.army_arrive - state.tick[:, None]).ravel())
 
@@ -356,7 +354,9 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     f[..., c["distance"]] = state.distance.reshape(-1).take((home * V + off.VV)[..., None] + rv) / config.map_scale
     a0 = c["attacking_me"]
     seat = players + off.P  # [B, n] flat (world, seat)
-    attacking_me = attacks.take((seat * (P1 + 1) + 1)[..., None] + owner)  # by the row's owner (free: bin 0)
+    seat1 = players + 1
+    seat1_flat = seat1 + off.P_1  # [B, n] flat (world, seat + 1)
+    attacking_me = attacks.take((seat1_flat * (P1 + 1) + 1)[..., None] + owner)  # by the row's owner (free: bin 0)
     my_attacks = en_route.take((seat * V)[..., None] + rv)
     both = np.concatenate((attacking_me[..., None], my_attacks[..., None]), -1)
     _put(f[..., a0 : a0 + 2], np.minimum(both, 3) / 3.0)
@@ -371,10 +371,8 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     army_seat = np.where(state.army_active, q, P1 - 1)
     army_troops = np.bincount((army_seat[..., None] * U + off.army_units).ravel(), weights=state.army_troops.ravel(),
                               minlength=B * (P1 + 1) * U).reshape(B, P1 + 1, U)
-    seat1 = players + 1
     sums = per_seat.take(seat1, axis=1)  # [B, n, C]
     own_troops = sums[..., :U] + army_troops.take(seat1, axis=1)
-    seat1_flat = seat1 + off.P_1
     g = out[..., : L.self_size]
     g[..., 0] = state.tick[:, None] / config.episode_length
     g[..., 1] = sums[..., C - 1] / config.max_own_villages
