@@ -341,14 +341,14 @@ def gather_v(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 _POW2_F32 = 2.0 ** np.arange(24, dtype=np.float32)
 
 
-def _code(flags: np.ndarray) -> np.ndarray:
-    """Integer code (bit i = flags[..., i]) of a bool array's last axis, as an exact float:
-    float32 up to 24 flags, float64 up to 53."""
-    n = flags.shape[-1]
+def _code(flags: np.ndarray, shift: int = 0) -> np.ndarray:
+    """Integer code (bit shift + i = flags[..., i]) of a bool array's last axis, as an exact
+    float: float32 up to bit 24, float64 up to 53."""
+    n = flags.shape[-1] + shift
     if n <= 24:
-        return flags.astype(np.float32) @ _POW2_F32[:n]
+        return flags.astype(np.float32) @ _POW2_F32[shift:n]
     if n <= 53:
-        return flags.astype(np.float64) @ (2.0 ** np.arange(n))
+        return flags.astype(np.float64) @ (2.0 ** np.arange(shift, n))
     raise ValueError(f"cannot code {n} flags exactly")
 
 
@@ -452,7 +452,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     t = tables(config)
     all_seats = _is_all_seats(players, P)
     bV = world_offsets(B, V)  # [B, 1] flat offset of each world's sites
-    codes = np.empty((B, n, 2 + N), np.float64)  # head, diplomacy, one per row
+    codes = np.zeros((B, n, 2 + N), np.float64)  # head, diplomacy (0: none), one per row
 
     active = state.player_active[:, :P] if all_seats else state.player_active[:, players]  # [B, n]
     if B * n <= 64:
@@ -498,8 +498,6 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
         by_alliance = _code(verbs.reshape(B, A + 1, -1))  # [B, A+1]
         ok = active & np.asarray(diplomacy, dtype=bool).reshape(-1)[None, :]
         codes[..., 1] = np.where(ok, by_alliance.reshape(-1).take(np.arange(B)[:, None] * A1 + my_alliance), 0)
-    else:
-        codes[..., 1] = 0.0
 
     # Row verbs. Per site: what its owner may build and train (a code of K + U bits), and
     # per (alliance, site): attackable / supportable / free (bits 0..2); then one code of
@@ -527,16 +525,18 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
         train &= (pop_cap - pop_used)[..., None] >= t.batch_pop
     else:
         train &= (pop_used + 0.0)[..., None] + t.batch_pop <= pop_cap[..., None]
-    # Per site: build k (bit k), train u (bit K + u): the build code + the train code * 2**K.
-    site_verbs = np.where(owned, _code(np.concatenate([build, train], -1)), np.float32(0))
+    # Per site: build k (bit 3 + k), train u (bit 3 + K + u): the row code's bits above the
+    # three fixed verbs.
+    site_verbs = np.where(owned, _code(np.concatenate([build, train], -1), shift=3), np.float32(0))
 
     # verdict [B, A+1, V] by a table: (site kind, same alliance, relation) -> bits.
     P1 = state.player_alliance.shape[1]
     alliance = state.player_alliance.reshape(-1).take(np.maximum(owner, 0) + world_offsets(B, P1))  # [B, V]
-    rel = state.relation.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
-    same = alliance[:, None, :] == _arange(A1)[None, :, None]  # [B, A+1, V]
+    # relation (as uint8) + 256 * same alliance, by [b, my alliance, the site's]
+    pair = state.relation.view(np.uint8) + _same_alliance_256(A1)
+    rel_same = pair.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
     lut = _verdict_table(config, P1)
-    verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + same * 256 + rel.view(np.uint8))
+    verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + rel_same)
 
     act = (active & free_slot).view(np.uint8)
     # Found: the richest village holds the cost of every resource; 0 < villages < max_own_villages.
@@ -550,7 +550,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     # No support to the spears' own village.
     fixed &= np.where(rv == support[..., None], (seat_bits & 0xFD)[..., None], seat_bits[..., None])
     mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
-    codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) * np.float32(8) + fixed
+    codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) + fixed
     mask = t.mask_plan.assemble(codes)
     if all_seats and B * n <= 64:
         _remember_mask(config, state, mask, best, in_table)
@@ -590,6 +590,18 @@ def _verdict_table(config: GameConfig, P1: int) -> _VerdictTable:
         v = _VerdictTable(kind * 512, table.reshape(-1))
         _VERDICT[key] = v
     return v
+
+
+def _same_alliance_256(A1: int) -> np.ndarray:
+    """int64 [A1, A1]: 256 on the diagonal."""
+    key = ("same256", A1)
+    a = _INDEX_CACHE.get(key)
+    if a is None:
+        a = np.eye(A1, dtype=np.int64) * 256
+        a.flags.writeable = False
+        if len(_INDEX_CACHE) < 64:
+            _INDEX_CACHE[key] = a
+    return a
 
 
 def _rel_base(B: int, A1: int) -> np.ndarray:
