@@ -22,12 +22,11 @@ def head_count(state, seats: np.ndarray) -> np.ndarray:
         mine = state.army_owner[:, None, :] == seats[None, :, None]
         away = (state.army_troops.sum(-1)[:, None, :] * (mine & state.army_active[:, None, :])).sum(-1)
         return home + away
-    # Integer sums: the matrix products add the same integers as the masked sums.
-    owns = state.owner[:, None, :] == seats[None, :, None]  # [B, n, V]
-    home = np.matmul(owns, state.troops.sum(-1)[..., None])[..., 0]
-    mine = (state.army_owner[:, None, :] == seats[None, :, None]) & state.army_active[:, None, :]  # [B, n, M]
-    away = np.matmul(mine, state.army_troops.sum(-1)[..., None])[..., 0]
-    return home + away
+    # Integer sums: one matrix product over villages and active armies (inactive: owner -1)
+    # adds the same integers as the masked sums.
+    owner = np.concatenate((state.owner, np.where(state.army_active, state.army_owner, -1)), 1)  # [B, V + M]
+    troops = np.concatenate((state.troops, state.army_troops), 1).sum(-1)  # [B, V + M]
+    return np.matmul(owner[:, None, :] == seats[None, :, None], troops[..., None])[..., 0]
 
 
 _COUNT_NAMES = ("enemy_damage", "enemy_destroyed", "destroyed_any", "lost_village", "won_vs_enemy", "attacks",
