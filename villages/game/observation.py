@@ -271,6 +271,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     dst = state.army_dst
     q = state.army_owner
     dst_owner = owner_v.reshape(-1).take(dst + off.V)
+    en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
     # Per army: (world, target seat + 1) of an attack on a seat; bin 0 of its world otherwise.
     target1 = np.where(atk & (dst_owner >= 0), dst_owner + 1, 0) + off.P_1
     # attacks [B, target seat + 1, attacker seat + 1] (row 0: no target; column 0, "attacked by a
@@ -279,7 +280,6 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     attacks = np.bincount((target1 * (P1 + 1) + (q + 1)).ravel(), minlength=B * (P1 + 1) * (P1 + 1))
     target1 = target1.ravel()
     incoming = np.bincount(target1, minlength=B * (P1 + 1))
-    en_route = np.bincount((q * V + dst + off.PV)[atk], minlength=B * P1 * V)  # [B, attacker seat, site]
     eta = off.thirty.copy()
     np.minimum.at(eta, target1, (state.army_arrive - state.tick[:, None]).ravel())
 
