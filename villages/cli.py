@@ -37,7 +37,8 @@ def eval_(
 
 @app.command()
 def compare(
-    policies: list[str] = typer.Argument(..., help="checkpoints or bots pooled as one group (e.g. one per training seed)"),
+    policies: list[str] = typer.Argument(..., help="checkpoints or bots, pooled as one group "
+                                                   "(e.g. one per training seed)"),
     baseline: str = typer.Option("raider", help="the policy every one of them is compared with"),
     scenario: str = typer.Option("aurora-control", help="built-in scenario name or a .toml path"),
     episodes: int = typer.Option(64, help="episodes per evaluation seed"),
@@ -97,7 +98,7 @@ def demo(
 def sweep_diversity(
     out: Path = typer.Option(Path("runs/demo/sweep"), help="under the demo's folder, a re-run of `villages demo` "
                                                             "puts the sweep plot into its report"),
-    fractions: str = typer.Option("0,0.01,0.02,0.05,0.1,0.25,0.5,1.0"),
+    fractions: str = typer.Option("0,0.01,0.02,0.05,0.1,0.25,0.5,0.75,0.9,1.0"),
     seeds: int = typer.Option(3),
     backend: str = typer.Option("local", help="local | ray"),
     address: Optional[str] = typer.Option(None),

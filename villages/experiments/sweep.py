@@ -21,7 +21,10 @@ def _tag(f: float) -> str:
     return f"f{f:g}".replace(".", "p")
 
 
-def run_sweep(out=Path("runs/sweep"), fractions=(0, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0), n_seeds: int = 3,
+FRACTIONS = (0, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # the transition is between 0.75 and 0.9
+
+
+def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
               backend: str = "local", address=None, steps=None, episodes: int = 64, workers: int = 2,
               num_worlds: int = 128, log=print) -> dict:
     out = Path(out)
