@@ -37,3 +37,11 @@ def test_calibrated_phenomena(tmp_path):
     assert inner["villages"]["competent"]["k"] == 2 and inner["diverse"]["competent"]["k"] == 2
     assert inner["villages"]["misgeneralization"]["k"] == 2
     assert inner["diverse"]["misgeneralization"]["k"] == 0
+    # trained agents raze more enemy villages than the scripted raider on the same episodes
+    assert r["competence"]["enemy_villages_destroyed"]["difference"][1] > 0
+    # the diagnosis, made before deployment, may abstain but is never wrong
+    outcome = {(a, s): c for a in ("villages", "diverse") for s, c in zip(cfg.seeds, inner["per_seed"][a])}
+    for d in r["diagnosis"]["agents"]:
+        c = outcome[(d["agent"], d["train_seed"])]
+        if d["verdict"] != "inconclusive":
+            assert d["verdict"].startswith("pseudo") == bool(c["misgeneralized"]), d
