@@ -20,3 +20,21 @@ class ScenarioArgs:
     banner_scale: float | None = None
     """override the salience (magnitude) of alliance identity features in observations"""
     seed: int = 0
+
+
+@dataclass
+class PPOArgs(ScenarioArgs):
+    """The network and the PPO settings both trainers share, so that a native and an RLlib run with
+    the same values are the same algorithm (``benchmarks/rllib_vs_native.py`` relies on it)."""
+
+    arch: str = "entity"
+    """entity (shared per-village encoder) | entity-concat | flat (MLP ablation)"""
+    hidden: int = 64
+    learning_rate: float = 5e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5

@@ -39,29 +39,18 @@ from villages.policies.neural import (
 )
 from villages.scenarios import ScenarioGame, game_config, load
 
-from .args import ScenarioArgs
+from .args import PPOArgs, ScenarioArgs
 
 
 @dataclass
-class Args(ScenarioArgs):
+class Args(PPOArgs):
     total_steps: int = 600_000
     """env-steps (one per world per tick)"""
     num_worlds: int = 128
     num_steps: int = 32
     """rollout length per update"""
-    arch: str = "entity"
-    """entity (shared per-village encoder) | flat (MLP ablation)"""
-    hidden: int = 64
-    learning_rate: float = 5e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
     num_minibatches: int = 4
     update_epochs: int = 3
-    clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
     threads: int = 1
     """torch intra-op threads per process (the engine runs in numpy on the main thread)"""
     processes: int = 2

@@ -52,26 +52,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .args import ScenarioArgs
+from .args import PPOArgs
 
 MODULE_ID = "assistant"
 ENV_NAME = "villages_focal"
 
 
 @dataclass
-class RLlibArgs(ScenarioArgs):
+class RLlibArgs(PPOArgs):
     total_steps: int = 200_000
     """env-steps (one per tick of one world)"""
-    arch: str = "entity"
-    hidden: int = 64
-    learning_rate: float = 5e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
     train_batch_size: int = 4096
     """env-steps per training iteration"""
     minibatch_size: int = 1024
