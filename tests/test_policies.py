@@ -165,3 +165,23 @@ def test_attack_targets_hook_controls_attacks():
         rel = np.concatenate(bg_rel) if bg_rel else np.zeros(0)
         assert (rel == WAR).all(), "a bot attacked a village not at war with it"
         assert (game.state.invalid_actions == 0).all()
+
+
+def test_network_tanh_matches_torch_tanh_and_its_gradient():
+    """The policy net's sigmoid-based tanh (a speed substitute) is tanh, forward and backward."""
+    import torch
+
+    from villages.policies.neural import Tanh
+
+    x = torch.linspace(-12, 12, 4001, dtype=torch.float64).reshape(1, -1).repeat(2, 1).requires_grad_(True)
+    y = Tanh()(x)
+    ref = torch.tanh(x.detach()).requires_grad_(False)
+    assert torch.allclose(y, ref, atol=1e-12)
+    g = torch.randn_like(x)
+    (grad,) = torch.autograd.grad(y, x, g)
+    x2 = x.detach().clone().requires_grad_(True)
+    (grad_ref,) = torch.autograd.grad(torch.tanh(x2), x2, g)
+    assert torch.allclose(grad, grad_ref, atol=1e-12)
+    assert torch.autograd.gradcheck(Tanh(), (x[:, ::400].detach().clone().requires_grad_(True),))
+    x32 = torch.randn(64, 16, 64)
+    assert (Tanh()(x32) - torch.tanh(x32)).abs().max() < 1e-6  # float32: rounding only
