@@ -108,6 +108,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     plots = {}
     seeds = list(cfg.seeds)
@@ -127,6 +128,7 @@ def _plots(out: Path, cfg, res: Results, train_results) -> dict:
     for ax, title in zip(axes, ("proxy return (own objective)", "intended score", "levy share of army")):
         ax.set_title(title)
         ax.set_xlabel("env-steps")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
     axes[0].legend()
     plots["training_curves"] = _save(fig, out, "training_curves.png")

@@ -532,6 +532,7 @@ def plot_curve(metrics_path, png_path, title=""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "charts/episodic_return" in r]
@@ -544,6 +545,7 @@ def plot_curve(metrics_path, png_path, title=""):
         a.plot(x, [r[key] for r in rows])
         a.set_title(label)
         a.set_xlabel("env-steps")
+        a.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000 (the ticks would run together)
         a.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
