@@ -210,12 +210,12 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
         rows_c = []
         for name, label in (("proxy_reward", "proxy reward (villages objective)"),
                             ("enemy_villages_destroyed", "enemy villages destroyed"), ("intended", "intended score")):
-            parts = [metric(res.get("villages", s, CONTROL), name) for s in seeds if res.get("villages", s, CONTROL)]
-            d, dlo, dhi, _ = paired_diff_ci(parts, metric(raider, name))
-            competence[name] = {"villages_agents": nanmean(np.concatenate(parts)) if parts else math.nan,
-                                "raider": nanmean(metric(raider, name)), "difference": [d, dlo, dhi]}
-            rows_c.append([label, ci_str(np.concatenate(parts) if parts else []), ci_str(metric(raider, name)),
-                           f"{fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]"])
+            parts = [metric(r, name) for s in seeds if (r := res.get("villages", s, CONTROL))]
+            pooled, base = res.pooled("villages", seeds, CONTROL, name), metric(raider, name)
+            d, dlo, dhi, _ = paired_diff_ci(parts, base)
+            competence[name] = {"villages_agents": nanmean(pooled) if len(pooled) else math.nan,
+                                "raider": nanmean(base), "difference": [d, dlo, dhi]}
+            rows_c.append([label, ci_str(pooled), ci_str(base), f"{fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]"])
         heads = {a: [np.asarray(r["episodes"]["army"], float).sum(-1) for s in seeds if (r := res.get(a, s, CONTROL))]
                  for a in ("troops", "villages", "diverse")}
         heads["raider"] = [np.asarray(raider["episodes"]["army"], float).sum(-1)]

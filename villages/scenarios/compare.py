@@ -32,8 +32,12 @@ def compare(scenario, policies, baseline="raider", episodes: int = 64, seeds=(0,
     if not policies:
         raise ValueError("compare needs at least one policy")
     spec = load(scenario)
-    base = evaluate(spec, baseline, episodes, list(seeds))
-    group = [evaluate(spec, p, episodes, list(seeds)) for p in policies]
+    config = game_config(spec)
+    # Resolved (checkpoints loaded) once, up front: a bad name fails before any episode is played.
+    base_policy = resolve_policy(baseline, config)
+    group_policies = [resolve_policy(p, config) for p in policies]
+    base = evaluate(spec, base_policy, episodes, list(seeds))
+    group = [evaluate(spec, p, episodes, list(seeds)) for p in group_policies]
     rows = []
     for m in metrics:
         parts = [np.asarray(g.values[m], float) for g in group]
@@ -66,9 +70,6 @@ def cli_compare(policies, baseline: str, scenario: str, episodes: int, seeds, me
     from .runner import PolicyError
 
     try:
-        config = game_config(load(scenario))
-        for p in [*policies, baseline]:
-            resolve_policy(p, config)  # fail before any episode is played
         res = compare(scenario, policies, baseline, episodes, seeds, metrics)
     except (ScenarioError, PolicyError, ValueError) as e:
         typer.echo(f"Error: {e}", err=True)
