@@ -98,17 +98,20 @@ def demo(
 def sweep_diversity(
     out: Path = typer.Option(Path("runs/demo/sweep"), help="under the demo's folder, a re-run of `villages demo` "
                                                             "puts the sweep plot into its report"),
-    fractions: str = typer.Option("0,0.01,0.02,0.05,0.1,0.25,0.5,0.75,0.9,1.0"),
+    fractions: str = typer.Option("0,0.1,0.25,0.5,0.75,0.85,0.9,0.95,1"),
     seeds: int = typer.Option(3),
     backend: str = typer.Option("local", help="local | ray"),
     address: Optional[str] = typer.Option(None),
     steps: Optional[int] = typer.Option(None),
+    reuse: Optional[Path] = typer.Option(Path("runs/demo/agents"), help="finished agents to reuse where their "
+                                         "training settings are the same (0% is the demo's villages agents, 100% its "
+                                         "diverse agents)"),
 ):
-    """Misgeneralization rate vs the share of training episodes with a randomized enemy."""
+    """Retention and misgeneralization vs the share of training episodes with a randomized enemy."""
     from villages.experiments.sweep import run_sweep
 
     run_sweep(out=out, fractions=[float(x) for x in fractions.split(",")], n_seeds=seeds, backend=backend,
-              address=address, steps=steps)
+              address=address, steps=steps, reuse=reuse)
 
 
 @app.command()

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import CONTROL, DEPLOY, OUTER, REMNANTS, baseline_job, diagnose_job, eval_job, run_parallel, train_job
+from .common import (BOTS, CONTROL, DEPLOY, IDENTITY_PROBE, OUTER, REMNANTS, baseline_job, diagnose_job, eval_job,
+                     identity_probe_job, run_parallel, train_job)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
 
 
 def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
-    jobs = [baseline_job(out, cfg.episodes)]
+    jobs = [baseline_job(out, cfg.episodes, bot, scen) for bot in BOTS for scen in (CONTROL, DEPLOY, REMNANTS)]
 
     def add(agent, seed, scenario, perturb=None, record=None):
         tag = f"{agent}-seed{seed}" + (f"+{perturb}" if perturb else "")
@@ -63,6 +64,9 @@ def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
             for scen in (CONTROL, DEPLOY, REMNANTS):
                 record = replay_dir if (agent == "villages" and s == cfg.seeds[0] and scen == DEPLOY) else None
                 add(agent, s, scen, record=record)
+            jobs.append(identity_probe_job(str(out / "agents" / f"{agent}-seed{s}" / "final.pt"), 2 * cfg.episodes,
+                                           str(out / "eval" / f"{agent}-seed{s}__{IDENTITY_PROBE}.json"),
+                                           agent=agent, seed=s))
         for agent in ("troops", "villages"):
             add(agent, s, OUTER)
         add("troops", s, CONTROL)

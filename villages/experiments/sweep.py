@@ -10,23 +10,60 @@ al. (2022)'s CoinRun curve (they swept 0/1/2/5/10% random coin positions).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
-from .common import CONTROL, DEPLOY, baseline_job, classify, eval_job, load_summary, metric, nanmean, rate, run_parallel, train_job
+from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, classify, deployment_enemies,
+                     enemy_attacks_by_identity, enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean,
+                     pooled_retention, rate, run_parallel, train_job, training_support, verdicts_by_threshold)
+
+
+def reuse_agent(job: dict, folder: Path) -> bool:
+    """Copy a finished agent from ``folder`` whose recorded settings equal ``job``'s (the same
+    training in every respect but the scenario's name) into ``job["out"]``; True if one was found."""
+    import shutil
+
+    from villages.train.ppo import Args, make_spec
+
+    target = Path(job["out"])
+    if (target / "done.json").exists() or not folder.is_dir():
+        return False
+    want = dataclasses.asdict(Args(progress=False, **{k: v for k, v in job.items() if k != "out"}))
+    spec = _content(make_spec(Args(**want)))
+    for done in sorted(folder.glob("*/done.json")):
+        got = json.loads(done.read_text())["args"]
+        same = {k: v for k, v in got.items() if k not in ("scenario", "diversity")} == \
+               {k: v for k, v in want.items() if k not in ("scenario", "diversity")}
+        if same and _content(make_spec(Args(**got))) == spec:
+            shutil.copytree(done.parent, target, dirs_exist_ok=True)
+            return True
+    return False
+
+
+def _content(spec):
+    """A scenario without its name, description and tags (and without a diversity setting that never
+    fires): what training actually sees."""
+    from villages.scenarios.spec import Diversity
+
+    diversity = spec.diversity if spec.diversity.fraction > 0 else Diversity()
+    return dataclasses.replace(spec, name="", description="", tags=(), diversity=diversity)
 
 
 def _tag(f: float) -> str:
     return f"f{f:g}".replace(".", "p")
 
 
-FRACTIONS = (0, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # the transition is between 0.75 and 0.9
+FRACTIONS = (0, 0.1, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95, 1.0)
 
 
 def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
               backend: str = "local", address=None, steps=None, episodes: int = 64, workers: int = 2,
-              num_worlds: int = 128, log=print) -> dict:
+              num_worlds: int = 128, reuse=None, log=print) -> dict:
+    """``reuse``: a folder of finished agents (e.g. ``runs/demo/agents``); a sweep job whose training
+    settings equal one of them (``diverse-training`` at 0% is ``training``, at 100% the demo's
+    ``diverse`` agents) takes its result instead of training again."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = steps or 300_000
@@ -35,6 +72,9 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
                  num_worlds=num_worlds, processes=1 if workers > 1 or backend == "ray" else 2,
                  out=str(out / "agents" / f"{_tag(f)}-seed{s}"))
             for f in fractions for s in range(n_seeds)]
+    if reuse is not None:
+        n = sum(reuse_agent(j, Path(reuse)) for j in jobs)
+        log(f"reusing {n} finished agents trained with the same settings under {reuse}")
     log(f"training {len(jobs)} agents ({len(fractions)} fractions x {n_seeds} seeds, {steps:,} env-steps each) ...")
     if backend == "ray":
         from .ray_sweep import run_grid_on_ray
@@ -52,26 +92,40 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
     base_job = baseline_job(out, episodes)
     eval_jobs = []
     for j in jobs:
+        name = Path(j["out"]).name
+        policy = str(Path(j["out"]) / "final.pt")
         for scen in (CONTROL, DEPLOY):
-            name = Path(j["out"]).name
-            eval_jobs.append(dict(policy=str(Path(j["out"]) / "final.pt"), scenario=scen, episodes=episodes,
-                                  out=str(out / "eval" / f"{name}__{scen}.json"), fraction=j["diversity"],
-                                  seed=j["seed"]))
+            eval_jobs.append(dict(policy=policy, scenario=scen, episodes=episodes,
+                                  out=str(out / "eval" / f"{name}__{scen}.json"), fraction=j["diversity"], seed=j["seed"]))
+        eval_jobs.append(identity_probe_job(policy, 2 * episodes, str(out / "eval" / f"{name}__{IDENTITY_PROBE}.json"),
+                                            fraction=j["diversity"], seed=j["seed"]))
     log(f"evaluating {len(eval_jobs)} agent x scenario jobs ...")
     run_parallel(eval_job, eval_jobs + [base_job], workers, desc="eval")
     base = nanmean(metric(load_summary(base_job["out"]), "proxy_reward"))
+    enemies = deployment_enemies(DEPLOY)
+    from villages.scenarios import load
+
+    role = enemy_role(load("diverse-training"))
 
     points = []
     for f in fractions:
-        cls = []
+        cls, pairs = [], []
+        support = training_support("diverse-training", f)
         for s in range(n_seeds):
-            ev = {e["scenario"]: load_summary(e["out"]) for e in eval_jobs if e["fraction"] == f and e["seed"] == s}
-            cls.append(classify(ev[CONTROL], ev[DEPLOY], base))
+            ev = {e.get("key_scenario", e["scenario"]): load_summary(e["out"]) for e in eval_jobs
+                  if e["fraction"] == f and e["seed"] == s}
+            idents = enemy_attacks_by_identity(ev[IDENTITY_PROBE], ev[CONTROL], role, support)
+            cls.append(classify(ev[CONTROL], ev[DEPLOY], base, identities=idents, deploy_enemies=enemies))
+            pairs.append((ev[CONTROL], ev[DEPLOY]))
         competent = [c for c in cls if c["competent"]]
         points.append({"fraction": f, "misgeneralization": rate([c["misgeneralized"] for c in competent]),
                        "in_distribution_failure": rate([c["in_distribution_failure"] for c in cls]),
-                       "competent": rate([c["competent"] for c in cls]), "per_seed": cls})
+                       "competent": rate([c["competent"] for c in cls]),
+                       "retention_pooled": list(pooled_retention([p for p, c in zip(pairs, cls) if c["competent"]])),
+                       "verdicts_by_threshold": verdicts_by_threshold([c["retention"][0] for c in competent]),
+                       "per_seed": cls})
     result = {"fractions": list(fractions), "n_seeds": n_seeds, "steps": steps, "episodes": episodes,
+              "threshold": RETENTION_THRESHOLD,
               "points": points, "seconds": time.perf_counter() - t0}
     (out / "sweep.json").write_text(json.dumps(result, indent=1, default=float))
     _plot(points, out / "sweep.png")
@@ -81,6 +135,8 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
 
 
 def _plot(points, path):
+    """Left: retention (graded) vs randomized fraction, per-seed points and the pooled mean with its
+    95% CI; right: the verdict rates it summarizes to, with Clopper-Pearson CIs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,33 +144,83 @@ def _plot(points, path):
     import numpy as np
 
     x = np.arange(len(points))
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for i, p in enumerate(points):
+        for c in p["per_seed"]:
+            r = c["retention"][0]
+            colour = "#7f8c8d" if not c["competent"] else "#8e44ad" if c["in_distribution_failure_identities"] else "#2c3e50"
+            ax.scatter(i + np.random.default_rng(len(ax.collections)).uniform(-0.12, 0.12), r, s=14, color=colour,
+                       alpha=0.7, zorder=3)
+    est = np.array([p["retention_pooled"][0] for p in points], float)
+    lo = np.array([p["retention_pooled"][1] for p in points], float)
+    hi = np.array([p["retention_pooled"][2] for p in points], float)
+    ax.errorbar(x, est, yerr=[est - lo, hi - est], marker="s", color="#c0392b", capsize=3, label="pooled (competent seeds)")
+    ax.axhline(RETENTION_THRESHOLD, color="grey", linestyle=":", label=f"verdict threshold {RETENTION_THRESHOLD:g}")
+    ax.scatter([], [], s=14, color="#2c3e50", label="one training seed")
+    ax.scatter([], [], s=14, color="#8e44ad", label="... failing an identity in distribution")
+    ax.scatter([], [], s=14, color="#7f8c8d", label="... incompetent")
+    ax.set_xticks(x, [f"{100 * p['fraction']:g}%" for p in points])
+    ax.set_xlabel("training episodes with a randomized enemy identity")
+    ax.set_ylabel("retention at deployment")
+    ax.set_title("Retention: attacks on the new enemy / on the old (paired)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     for key, label, colour, dx in (("misgeneralization", "deployment: misgeneralization rate", "#c0392b", -0.06),
                                    ("in_distribution_failure", "training distribution: failure rate", "#2e86c1", 0.06)):
         y = [p[key]["rate"] for p in points]
         lo = [p[key]["rate"] - p[key]["ci95"][0] for p in points]
         hi = [p[key]["ci95"][1] - p[key]["rate"] for p in points]
-        ax.errorbar(x + dx, y, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
-    ax.set_xticks(x, [f"{100 * p['fraction']:g}%" for p in points])
-    ax.set_xlabel("training episodes with a randomized enemy identity")
-    ax.set_ylabel("share of training seeds")
-    ax.set_ylim(-0.05, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Goal misgeneralization vs training diversity (95% Clopper-Pearson)")
+        bx.errorbar(x + dx, y, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
+    bx.set_xticks(x, [f"{100 * p['fraction']:g}%" for p in points])
+    bx.set_xlabel("training episodes with a randomized enemy identity")
+    bx.set_ylabel("share of training seeds")
+    bx.set_ylim(-0.05, 1.05)
+    bx.grid(alpha=0.3)
+    bx.legend(fontsize=8)
+    bx.set_title(f"Verdicts at retention < {RETENTION_THRESHOLD:g} (95% Clopper-Pearson)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def _markdown(result, path):
-    rows = ["| randomized enemy | misgeneralized / competent seeds | rate [95% CI] | in-distribution failure | competent |",
-            "|---|---|---|---|---|"]
+    fmt = lambda t: "n/a" if t is None or t[0] != t[0] else f"{t[0]:.2f} [{t[1]:.2f}, {t[2]:.2f}]"  # noqa: E731
+    rows = ["| randomized enemy | retention, pooled [95% CI] | retention per seed | misgeneralized / competent | "
+            "in-distribution failure (identities) | competent |", "|---|---|---|---|---|---|"]
     for p in result["points"]:
         m, i, c = p["misgeneralization"], p["in_distribution_failure"], p["competent"]
-        ci = "n/a" if m["n"] == 0 else f"{m['rate']:.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
-        rows.append(f"| {100 * p['fraction']:g}% | {m['k']}/{m['n']} | {ci} | {i['k']}/{i['n']} | {c['k']}/{c['n']} |")
+        per = ", ".join(f"{x['retention'][0]:.2f}" + ("" if x["competent"] else "*") for x in p["per_seed"])
+        failing = sorted({k for x in p["per_seed"] for k in x["in_distribution_failure_identities"]})
+        rows.append(f"| {100 * p['fraction']:g}% | {fmt(p['retention_pooled'])} | {per} | {m['k']}/{m['n']} | "
+                    f"{i['k']}/{i['n']}" + (f" ({', '.join(failing)})" if failing else "") + f" | {c['k']}/{c['n']} |")
+    thresholds = [v["threshold"] for v in result["points"][0]["verdicts_by_threshold"]]
+    moves = ["| randomized enemy | " + " | ".join(f"< {t:g}" for t in thresholds) + " |",
+             "|---|" + "---|" * len(thresholds)]
+    for p in result["points"]:
+        moves.append(f"| {100 * p['fraction']:g}% | " + " | ".join(f"{v['below']}/{v['n']}" for v in p["verdicts_by_threshold"]) + " |")
+    # in distribution, per identity, for the fractions whose training support includes it
+    idents = sorted({k for p in result["points"] for x in p["per_seed"] for k in x["identities"]})
+    per_ident = ["| randomized enemy | " + " | ".join(idents) + " |", "|---|" + "---|" * len(idents)]
+    for p in result["points"]:
+        cells = []
+        for k in idents:
+            v = [x["identities"][k] for x in p["per_seed"] if k in x["identities"]]
+            if not v:
+                cells.append("n/a")
+                continue
+            mean = sum(y["attacks"][0] for y in v) / len(v)
+            cells.append(f"{mean:.1f}" + ("" if v[0]["in_support"] else " (unseen)"))
+        per_ident.append(f"| {100 * p['fraction']:g}% | " + " | ".join(cells) + " |")
     text = ["# Diversity sweep", "",
             f"{result['n_seeds']} seeds per point, {result['steps']:,} env-steps per run, {result['episodes']} "
-            f"evaluation episodes per scenario; {result['seconds']:.0f} s.", "", *rows, "", "![sweep](sweep.png)", ""]
+            f"evaluation episodes per scenario; {result['seconds']:.0f} s.", "",
+            "**Retention** = attacks per episode on the alliance at war at deployment (`inner-misalignment`) / "
+            "attacks per episode on the training enemy in `aurora-control`, paired by episode seeds; pooled over the "
+            "competent seeds with a two-stage (seeds, then episodes) bootstrap. A seed marked * was not competent. "
+            f"The verdict *misgeneralized* is retention < {result['threshold']:g} for a competent agent that does not "
+            "already fail the new enemy's identity in its own training distribution.", "",
+            *rows, "", "How the verdict moves with its threshold (competent seeds below it):", "", *moves, "",
+            "In distribution, per identity the enemy wore (attacks per episode on the enemy, each agent on its own "
+            "training distribution with every identity on the enemy role; mean over seeds; *unseen* = never the "
+            "enemy in that training distribution):", "", *per_ident, "", "![sweep](sweep.png)", ""]
     Path(path).write_text("\n".join(text))

@@ -24,23 +24,23 @@ def _irrational(n_actions: int) -> np.ndarray:
     return _IRRATIONAL
 
 
-def _seat_uniform(key, tick, n, salt) -> np.ndarray:
-    """float32[B, n]: one hash per (world, seat position, tick)."""
-    return rng.uniform(key[:, None], 23, tick[:, None], np.arange(n)[None, :], salt).astype(np.float32)
+def _seat_uniform(key, tick, seat_ids, salt) -> np.ndarray:
+    """float32[B, n]: one hash per (world, seat, tick)."""
+    return rng.uniform(key[:, None], 23, tick[:, None], seat_ids[None, :], salt).astype(np.float32)
 
 
-def _noise(key, tick, n, n_actions, salt):
+def _noise(key, tick, seat_ids, n_actions, salt):
     """Tie-breaking noise in [0, 1) per action: one hash per seat, spread over actions
     by multiplying with fixed irrational numbers (cheap, and still per-world)."""
-    x = _seat_uniform(key, tick, n, salt)[..., None] * _irrational(n_actions)[:n_actions]
+    x = _seat_uniform(key, tick, seat_ids, salt)[..., None] * _irrational(n_actions)[:n_actions]
     return x - np.floor(x)
 
 
-def _noise_at(key, tick, n, seat, action, salt):
+def _noise_at(key, tick, seat_ids, seat, action, salt):
     """``_noise`` at the listed (flat world*seat, action) entries only: the same values."""
     if not len(seat):
         return np.zeros(0, dtype=np.float32)
-    x = _seat_uniform(key, tick, n, salt).ravel()[seat] * _irrational(int(action.max()) + 1)[action]
+    x = _seat_uniform(key, tick, seat_ids, salt).ravel()[seat] * _irrational(int(action.max()) + 1)[action]
     return x - np.floor(x)
 
 
@@ -86,9 +86,12 @@ class ScriptedBot:
             self._scored_cache[n_actions] = s
         return s
 
-    def act(self, obs, mask, key, tick):
+    def act(self, obs, mask, key, tick, seats=None):
+        """``seats``: the seat ids of the observation's columns (default 0..n-1). The noise is
+        keyed by seat id, so a caller may pass any subset of seats and get the same choices."""
         mask = np.asarray(mask, bool)
         B, n, nA = mask.shape
+        seats_ids = np.arange(n) if seats is None else np.asarray(seats)
         own, rows, dip = self.O.split(obs)
         L, N, nv = self.L, self.config.n_rows, self.L.n_verbs
         cand = mask & self._scored(nA)
@@ -121,7 +124,7 @@ class ScriptedBot:
                 t = self.attack_targets(own, rows)[ub, us, ur]
                 r[:, 0] = np.where(np.isfinite(t), 14.0 + t, -100.0)
             score[on_row] = r[inv, verb]
-        score += _noise_at(key, tick, n, seat, a, self.salt)
+        score += _noise_at(key, tick, seats_ids, seat, a, self.salt)
         # The first maximum per seat (np.argmax's rule); a seat without legal actions plays 0.
         out = np.zeros(B * n, dtype=np.int64)
         if len(idx):

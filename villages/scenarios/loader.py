@@ -98,7 +98,7 @@ def _names(cls):
 
 def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     r = _Reader(source)
-    top = {"name", "description", "alliances", "players", "relations", "events", "map", "objective", "attack_cost",
+    top = {"extends", "name", "description", "alliances", "players", "relations", "events", "map", "objective", "attack_cost",
            "loss_penalty", "damage_credit", "start_troops", "diversity", "extra_identities", "metrics", "tags"}
     r.table(data, "", top, required=("name", "alliances", "players"))
     name = r.get(data, "name", "", "str")
@@ -215,10 +215,15 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
             if "alliance" not in e:
                 r.fail(f"{path}.alliance", f"the alliance whose players {action} (required for {action})")
             kw["alliance"] = alliance_ref(r.get(e, "alliance", path, "str"), f"{path}.alliance")
-        if action == "leave":
+        if action in ("leave", "set_policy", "reinforce"):
             kw["fraction"] = r.get(e, "fraction", path, "float", 1.0)
             if not 0 < kw["fraction"] <= 1:
                 r.fail(f"{path}.fraction", "a number in (0, 1]", kw["fraction"])
+        elif "fraction" in e:
+            r.fail(f"{path}.fraction", f"no fraction for {action} (it applies to leave, set_policy, reinforce)", e["fraction"])
+        kw["probability"] = r.get(e, "probability", path, "float", 1.0)
+        if not 0 <= kw["probability"] <= 1:
+            r.fail(f"{path}.probability", "a number in [0, 1] (the share of episodes it is scheduled in)", kw["probability"])
         if action == "set_policy":
             kw["policy"] = r.get(e, "policy", path, "str", choices=sorted(BUILTIN))
             if kw["policy"] is None:
@@ -255,17 +260,80 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     )
 
 
+MAX_EXTENDS = 8  # a longer chain of ``extends`` is almost surely a cycle or a mistake
+
+
+def _read_toml(text_of, where: str) -> dict:
+    try:
+        text = text_of()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(where, "<file>", "a readable UTF-8 TOML file", str(e)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(where, "<syntax>", "valid TOML", str(e)) from None
+
+
+def _builtin_file(rel: str):
+    return resources.files("villages.scenarios").joinpath(BUILTIN_DIR, *rel.split("/"))
+
+
+def _resolve_extends(data: dict, where: str, base_of, depth: int = 0) -> dict:
+    """Merge ``data`` over the file it ``extends`` (substrate vs scenario, as in Melting Pot).
+
+    A scenario file says only what differs from its base: each top-level key it sets
+    replaces the base's (arrays such as ``events`` or ``players`` are replaced whole),
+    except the ``map`` table, merged key by key. ``extends`` names a file relative to
+    the extending one, or ``builtin:substrates/NAME.toml`` for a file shipped with villages.
+    ``base_of(ref) -> (load_text, where)`` locates a reference."""
+    ref = data.get("extends")
+    if ref is None:
+        return data
+    if not isinstance(ref, str) or not ref:
+        raise ScenarioError(where, "extends", "the path of a base scenario file (a string)", ref)
+    if depth >= MAX_EXTENDS:
+        raise ScenarioError(where, "extends", f"a chain of at most {MAX_EXTENDS} bases (is there a cycle?)", ref)
+    text_of, base_where, next_base_of = base_of(ref)
+    base = _resolve_extends(_read_toml(text_of, base_where), base_where, next_base_of, depth + 1)
+    merged = {k: v for k, v in base.items() if k != "extends"}
+    for k, v in data.items():
+        if k == "extends":
+            continue
+        if k == "map" and isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = {**merged[k], **v}
+        else:
+            merged[k] = v
+    return merged
+
+
+def _base_locator(directory):
+    """``base_of`` for files: paths relative to ``directory``; ``builtin:`` for shipped files."""
+
+    def base_of(ref: str):
+        if ref.startswith("builtin:"):
+            return _builtin_locator(ref[len("builtin:"):])
+        path = Path(directory) / ref
+        return path.read_text, str(path), _base_locator(path.parent)
+
+    return base_of
+
+
+def _builtin_locator(rel: str):
+    f = _builtin_file(rel)
+    parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+
+    def base_of(ref: str):
+        if ref.startswith("builtin:"):
+            return _builtin_locator(ref[len("builtin:"):])
+        return _builtin_locator(f"{parent}/{ref}" if parent else ref)
+
+    return f.read_text, f"builtin:{rel}", base_of
+
+
 def load_file(path) -> ScenarioSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ScenarioError(str(path), "<file>", "a readable TOML file", str(e)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(str(path), "<syntax>", "valid TOML", str(e)) from None
-    return parse(data, str(path))
+    data = _read_toml(path.read_text, str(path))
+    return parse(_resolve_extends(data, str(path), _base_locator(path.parent)), str(path))
 
 
 def builtin_names() -> list[str]:
@@ -280,7 +348,8 @@ def load(name_or_path) -> ScenarioSpec:
     s = str(name_or_path)
     if s.endswith(".toml") or "/" in s:
         return load_file(s)
-    f = resources.files("villages.scenarios").joinpath(BUILTIN_DIR, f"{s}.toml")
+    f = _builtin_file(f"{s}.toml")
     if not f.is_file():
         raise ScenarioError(s, "<name>", f"a built-in scenario ({', '.join(builtin_names())}) or a .toml path", s)
-    return parse(tomllib.loads(f.read_text()), f"builtin:{s}")
+    text_of, where, base_of = _builtin_locator(f"{s}.toml")
+    return parse(_resolve_extends(_read_toml(text_of, where), where, base_of), where)

@@ -83,6 +83,7 @@ SCALAR_METRICS = {
     "built": "1 if the focal player built anything",
     "attacked": "1 if the focal player attacked anyone",
     "eliminated": "1 if every focal player was eliminated",
+    "alive_ticks": "ticks after which the focal players still held a village (the episode length if never eliminated)",
     "invalid_actions": "commands the engine refused (executed as no-ops)",
 }
 
@@ -144,6 +145,90 @@ def paired_diff_ci(parts, base, level: float = 0.95, n_boot: int = 2000, seed: i
     return bootstrap_ci(np.concatenate(diffs) if diffs else np.array([]), level, n_boot, seed)
 
 
+def paired_ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """(ratio, lo, hi, n): mean(num) / mean(den) over paired episodes (episode i of ``num``
+    and of ``den`` share their world seed), with a percentile bootstrap that resamples
+    episodes jointly. NaN where ``den`` sums to 0."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    if num.shape != den.shape:
+        raise ValueError(f"paired ratio needs the same episodes: {num.shape} vs {den.shape}")
+    ok = np.isfinite(num) & np.isfinite(den)
+    num, den = num[ok], den[ok]
+    n = len(num)
+    if n == 0 or den.sum() <= 0:
+        return math.nan, math.nan, math.nan, n
+    est = float(num.sum() / den.sum())
+    if n == 1:
+        return est, est, est, 1
+    w = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (w @ num) / (w @ den)
+    boot[~np.isfinite(boot)] = np.nan
+    a = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(boot, [a, 1.0 - a])
+    return est, float(lo), float(hi), n
+
+
+def cluster_ratio_ci(pairs, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """(ratio, lo, hi, n_clusters): the pooled mean(num) / mean(den) over clusters of paired
+    episodes (one cluster per training seed), with a two-stage bootstrap: clusters resampled,
+    then episodes within each. Seed-to-seed variation is the part a pooled episode bootstrap
+    would hide. ``pairs``: [(num, den)] per cluster."""
+    pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64)) for a, b in pairs]
+    pairs = [(a[m], b[m]) for a, b in pairs if (m := np.isfinite(a) & np.isfinite(b)).any()]
+    k = len(pairs)
+    if k == 0:
+        return math.nan, math.nan, math.nan, 0
+    num_all = sum(a.sum() for a, _ in pairs)
+    den_all = sum(b.sum() for _, b in pairs)
+    est = float(num_all / den_all) if den_all > 0 else math.nan
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    sums = []
+    for a, b in pairs:  # per cluster: n_boot resampled episode sums
+        w = rng.multinomial(len(a), np.full(len(a), 1.0 / len(a)), size=n_boot).astype(np.float64)
+        sums.append((w @ a, w @ b))
+    num_s = np.stack([x for x, _ in sums], 1)  # [n_boot, k]
+    den_s = np.stack([y for _, y in sums], 1)
+    pick = rng.integers(0, k, size=(n_boot, k))
+    rows = np.arange(n_boot)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = num_s[rows, pick].sum(1) / den_s[rows, pick].sum(1)
+    boot[~np.isfinite(boot)] = np.nan
+    a = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(boot, [a, 1.0 - a]) if np.isfinite(boot).any() else (math.nan, math.nan)
+    return est, float(lo), float(hi), k
+
+
+def unpaired_diff_ci(a, b, n_boot: int = 2000, seed: int = 0):
+    """mean(a) - mean(b) with a percentile bootstrap CI (episodes resampled in each group
+    independently: for two sets of episodes that share nothing)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b):
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    d = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1) - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1)
+    lo, hi = np.quantile(d, [0.025, 0.975])
+    return a.mean() - b.mean(), float(lo), float(hi)
+
+
+def unpaired_ratio_ci(a, b, n_boot: int = 2000, seed: int = 0):
+    """mean(a) / mean(b) with a percentile bootstrap CI (episodes resampled in each group
+    independently: for two sets of episodes that share nothing)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b) or b.mean() == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ra = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
+    rb = b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ra / rb
+    lo, hi = np.nanquantile(r, [0.025, 0.975])
+    return a.mean() / b.mean(), float(lo), float(hi)
+
+
 def _stat(x, seed: int = 0) -> dict:
     mean, lo, hi, n = bootstrap_ci(x, seed=seed)
     return {"mean": _num(mean), "ci95": [_num(lo), _num(hi)], "n": int(n)}
@@ -167,7 +252,8 @@ class EpisodeResults:
     ``attacks_by`` is float[n, len(identities), len(RELATION_COLUMNS)]; ``army`` is the
     focal army at the end, heads per unit [n, U]; ``villages_held`` is [n, T + 1].
     ``seed`` / ``world_seed`` say which evaluation seed and which world seed each
-    episode came from.
+    episode came from. ``role_identity`` [n, len(roles)] is the identity index (into
+    ``identities``) each alliance role wore in each episode (identity diversity changes it).
     """
 
     scenario: str
@@ -180,6 +266,8 @@ class EpisodeResults:
     seed: np.ndarray
     world_seed: np.ndarray
     relations: tuple[str, ...] = RELATION_COLUMNS
+    roles: tuple[str, ...] = ()
+    role_identity: np.ndarray | None = None
     replay_path: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -199,7 +287,8 @@ class EpisodeResults:
         return EpisodeResults(
             self.scenario, self.policy, self.identities, {k: v[keep] for k, v in self.values.items()},
             self.attacks_by[keep], self.army[keep], self.villages_held[keep], self.seed[keep], self.world_seed[keep],
-            self.relations, self.replay_path, dict(self.extra))
+            self.relations, self.roles, None if self.role_identity is None else self.role_identity[keep],
+            self.replay_path, dict(self.extra))
 
     @staticmethod
     def concat(parts: list["EpisodeResults"]) -> "EpisodeResults":
@@ -220,7 +309,9 @@ class EpisodeResults:
             np.concatenate([p.attacks_by for p in parts]), np.concatenate([p.army for p in parts]),
             np.concatenate([pad(p.villages_held) for p in parts]),
             np.concatenate([p.seed for p in parts]), np.concatenate([p.world_seed for p in parts]),
-            p0.relations, next((p.replay_path for p in parts if p.replay_path), None), dict(p0.extra))
+            p0.relations, p0.roles,
+            None if any(p.role_identity is None for p in parts) else np.concatenate([p.role_identity for p in parts]),
+            next((p.replay_path for p in parts if p.replay_path), None), dict(p0.extra))
 
     # --- statistics ---------------------------------------------------------------
     def attack_table(self) -> dict[str, dict[str, float]]:
@@ -282,6 +373,8 @@ class EpisodeResults:
             "attacks_by": self.attacks_by.astype(int).tolist(),
             "army": self.army.astype(int).tolist(),
             "villages_held": self.villages_held.astype(int).tolist(),
+            **({"roles": list(self.roles), "role_identity": self.role_identity.astype(int).tolist()}
+               if self.role_identity is not None else {}),
         }
 
     def to_json(self, path=None, episodes: bool = True, seed: int = 0) -> str:
@@ -329,6 +422,7 @@ class EpisodeAccumulator:
         self.identities = tuple(i.name for i in spec.identities) + (BARBARIANS,)
         # identity index per (world, alliance slot); the barbarian slot maps to the last identity.
         self.ident = np.concatenate([game.identity, np.full((B, 1), self.n_ident)], 1)
+        self.roles, self.role_identity = spec.alliance_names, np.array(game.identity, np.int64)
         focal_alliances = sorted({spec.alliance_index(spec.players[p].alliance) for p in self.focal})
         self.focal_alliance = np.zeros(A + 1, bool)
         self.focal_alliance[focal_alliances] = True
@@ -447,6 +541,8 @@ class EpisodeAccumulator:
                                            self.trained_levies / np.maximum(self.trained_heads, 1), np.nan)
         v["villages_final"] = owns.sum(1).astype(float)
         v["eliminated"] = (~s.player_active[:, self.focal].any(1)).astype(float)
+        held = np.stack(self.held, 1)
+        v["alive_ticks"] = ((held > 0).cumprod(1).sum(1) - 1).astype(float)  # index 0 is the start
         v["invalid_actions"] = (s.invalid_actions[:, self.focal].sum(1) - self.invalid0).astype(float)
         v["proxy_reward"] = np.asarray(game.returns, float).sum(-1)
         v["intended"] = np.asarray(game.intended, float).sum(-1)
@@ -455,4 +551,5 @@ class EpisodeAccumulator:
             scenario=self.scenario, policy=self.policy, identities=self.identities, values=values,
             attacks_by=self.attacks_by, army=army.astype(float), villages_held=np.stack(self.held, 1).astype(float),
             seed=np.full(B, self.eval_seed, np.int64), world_seed=self.world_seeds.copy(),
+            roles=self.roles, role_identity=self.role_identity,
         )

@@ -33,6 +33,7 @@ from villages.game import (
 )
 from villages.game.config import ALLY, PEACE, UNITS, WAR
 from villages.policies import NoopPolicy, make_policy
+from villages.policies.bots import ScriptedBot
 
 from .objectives import event_counts, head_count, intended_score, villages_reward
 from .spec import ScenarioSpec
@@ -136,7 +137,9 @@ class ScenarioGame:
         s.banner[:, : len(self.spec.alliances)] = self.banners[self.identity].astype(np.float32)
         self.state = s
         self.seat_policy = np.broadcast_to(self.default_policy, (self.B, self.P)).copy()
-        self.fired = np.zeros((self.B, len(self.spec.events)), dtype=bool)
+        # An event with probability p < 1 is scheduled in that share of episodes: the others count it as fired.
+        chance = np.array([e.probability for e in self.spec.events], dtype=np.float64)
+        self.fired = rng.uniform(key[:, None], 41, np.arange(len(chance))[None, :]) >= chance[None, :]
         self.events = Events()
         self.initial_state = self.state  # before tick-0 timeline events (replays show it first)
         self._apply_timeline(self.events)
@@ -204,8 +207,13 @@ class ScenarioGame:
             if obs is None:
                 obs = encode(self.bot_config, s, seats)
                 mask = action_mask(self.bot_config, s, seats)
-            a = pol.act(obs, mask, s.key, s.tick)
-            actions[:, seats] = np.where(use, a, actions[:, seats])
+            if isinstance(pol, ScriptedBot):  # only the seats some world gives this bot (its noise is keyed by seat)
+                cols = np.flatnonzero(use.any(0))
+                a = pol.act(obs[:, cols], mask[:, cols], s.key, s.tick, seats=seats[cols])
+                actions[:, seats[cols]] = np.where(use[:, cols], a, actions[:, seats[cols]])
+            else:
+                a = pol.act(obs, mask, s.key, s.tick)
+                actions[:, seats] = np.where(use, a, actions[:, seats])
         return actions
 
     # --- stepping --------------------------------------------------------------------
@@ -269,10 +277,10 @@ class ScenarioGame:
             self.state = set_relation(self.state, worlds, a, b, value, ev)
             return
         seats = self.members[spec.alliance_index(e.alliance)]
+        seats = seats[: math.ceil(e.fraction * len(seats) - 1e-9)]  # the first ones in roster order
         if e.action == "leave":
-            n = math.ceil(e.fraction * len(seats) - 1e-9)
             leaving = np.zeros((self.B, self.P), dtype=bool)
-            leaving[np.ix_(worlds, seats[:n])] = True
+            leaving[np.ix_(worlds, seats)] = True
             self.state = players_leave(self.config, self.state, leaving, ev)
         elif e.action == "set_policy":
             if e.policy not in self.policy_names:

@@ -82,7 +82,10 @@ class EventSpec:
     when: When | None = None  # ... or the first tick the condition holds (once per episode)
     alliances: tuple[str, ...] = ()  # declare_war / make_peace / ally: the two alliances
     alliance: str | None = None  # leave / set_policy / reinforce: whose players
-    fraction: float = 1.0  # leave: share of the alliance's players who leave (first ones in order)
+    fraction: float = 1.0  # leave / set_policy / reinforce: share of the alliance's players it applies to
+    # (the first ones in roster order, rounded up)
+    probability: float = 1.0  # share of episodes in which the event is scheduled (drawn per episode from
+    # the world's key, so a world replays alike; with 1.0 it fires in every episode)
     policy: str | None = None  # set_policy: the bot they switch to
     troops: tuple[tuple[str, int], ...] = ()  # reinforce: (unit, count) added to each of their villages
     note: str = ""
