@@ -61,6 +61,7 @@ REWARD_C = (255, 214, 10)
 INTENDED_C = (90, 220, 160)
 RELATION_STYLE = {PEACE: ("peace", PEACE_C), ALLY: ("ally", ALLY_C), WAR: ("WAR", WAR_C)}
 VALUE_C = (190, 160, 255)
+MAP_MIN_PROB = 0.02  # alternatives less likely than this get no arrow on the map
 # Colour of the agent's targets on the map and in the panel, by relation to the focal alliance.
 TARGET_STYLE = {"war": WAR_C, "peace": (205, 205, 205), "ally": ALLY_C, "barbarian": (215, 165, 105),
                 "own": FOCAL_C, "free": (120, 215, 160), "": (200, 205, 212)}
@@ -131,9 +132,13 @@ def _ink_on(colour):
 class Renderer:
     """Draws frames of one replay at one window size; keep it around for speed."""
 
-    def __init__(self, replay: Replay, size=(1024, 640)):
+    def __init__(self, replay: Replay, size=(1024, 640), title: str | None = None, show_timeline: bool = True):
+        """``title``: the panel's heading (default: the scenario name); ``show_timeline``:
+        False leaves the timeline to the caller (side-by-side panes share one)."""
         if not pygame.font.get_init():
             pygame.font.init()
+        self.title = title
+        self.show_timeline = show_timeline
         self._text_cache: dict = {}
         self._fit_cache: dict = {}
         self.size = (0, 0)
@@ -353,7 +358,7 @@ class Renderer:
         self.small_h = self.font_s.get_linesize()
 
         panel_w = int(np.clip(0.3 * W, 250, 440)) if W >= 640 else int(0.42 * W)
-        tl_h = max(40, int(H * 0.075))
+        tl_h = max(40, int(H * 0.075)) if self.show_timeline else 0
         header_h = self.font_l.get_linesize() + 10
         self.panel_rect = pygame.Rect(W - panel_w, 0, panel_w, H)
         self.map_area = pygame.Rect(0, 0, W - panel_w, H - tl_h)
@@ -486,7 +491,8 @@ class Renderer:
             self._draw_choice_arrows(surface, i)
         self._draw_labels(surface, i)
         self._draw_header(surface, i, tf, status)
-        self._draw_timeline(surface, tf)
+        if self.show_timeline:
+            self._draw_timeline(surface, tf)
         self._draw_panel(surface, i)
         if selected is not None:
             self._draw_details(surface, i, int(selected))
@@ -744,7 +750,7 @@ class Renderer:
             pygame.draw.line(s, RULE, (x0, y), (x0 + w, y))
             return y + 3
 
-        title = self.fit(str(r.meta.get("scenario", "")), "l", w)
+        title = self.fit(self.title or str(r.meta.get("scenario", "")), "l", w)
         s.blit(self.text(title, "l", TEXT), (x0, y))
         y += self.font_l.get_linesize()
         ep = r.meta.get("episode_length")
@@ -854,7 +860,8 @@ class Renderer:
             return
         src = choices.source_village(r, i)
         rad = self.village_radius(i)
-        alts = [(d, p) for d, p in choices.alternatives(r, i) if d.action != chosen.action]
+        # Next-best targets worth a look (the panel lists them all, the map those of >= 2%).
+        alts = [(d, p) for d, p in choices.alternatives(r, i) if d.action != chosen.action and not p < MAP_MIN_PROB]
         drawn, captions = set(), []
         for d, p in alts[::-1] + [(chosen, float(r.choice_prob[i]))]:
             if d.village < 0:
@@ -1062,21 +1069,13 @@ def _have_pil() -> bool:
     return True
 
 
-def export(replay: Replay, out, size=DEFAULT_EXPORT_SIZE, fps: float = 10.0, substeps: int = 1, start: int = 0,
-           stop: int | None = None, every: int = 1) -> Path:
-    """Write frames ``start..stop`` (every ``every``-th) as a GIF (``out`` ends with .gif) or PNGs.
-
-    ``substeps > 1`` adds interpolated frames between ticks (armies glide). A GIF has
-    ``len(range(start, stop, every))`` frames times ``substeps`` (less the sub-frames
-    after the last one). PNGs go to the folder ``out`` as ``frame_00000.png``...
-    Returns ``out`` as a Path.
-    """
-    out = Path(out)
-    T = replay.n_frames
-    stop = T if stop is None else min(int(stop), T)
+def film_times(n_frames: int, start: int = 0, stop: int | None = None, every: int = 1, substeps: int = 1) -> list:
+    """Frame times of a film: frames ``start..stop`` (every ``every``-th), with ``substeps - 1``
+    interpolated times between consecutive ones."""
+    stop = n_frames if stop is None else min(int(stop), n_frames)
     ticks = list(range(int(start), stop, max(1, int(every))))
     if not ticks:
-        raise ValueError(f"export: no frames in range({start}, {stop}, {every}) of a {T}-frame replay")
+        raise ValueError(f"export: no frames in range({start}, {stop}, {every}) of a {n_frames}-frame replay")
     substeps = max(1, int(substeps))
     times = []
     for k, f in enumerate(ticks):
@@ -1084,27 +1083,60 @@ def export(replay: Replay, out, size=DEFAULT_EXPORT_SIZE, fps: float = 10.0, sub
         if k + 1 < len(ticks):
             nxt = ticks[k + 1]
             times += [f + (nxt - f) * j / substeps for j in range(1, substeps)]
-    rend = Renderer(replay, size)
-    if out.suffix.lower() == ".gif":
+    return times
+
+
+def write_film(drawer, out, times, fps: float = 10.0, substeps: int = 1) -> Path:
+    """Frames ``times`` of ``drawer`` (a ``Renderer`` or ``SideBySide``) as a GIF (``out``
+    ends with .gif, needs Pillow), one PNG (``out`` ends with .png: the first time only)
+    or a folder of PNGs ``frame_00000.png``..."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(drawer.draw(times[0]), str(out))
+        return out
+    if suffix == ".gif":
         if not _have_pil():
             raise RuntimeError("GIF export needs Pillow (pip install pillow); or export PNG frames to a folder")
         from PIL import Image
 
         # One palette for the whole film (from a few sample frames): stable colours, fast.
         sample_t = sorted({times[0], times[len(times) // 3], times[2 * len(times) // 3], times[-1]})
-        sample = np.concatenate([rend.frame(t) for t in sample_t], 0)
+        sample = np.concatenate([drawer.frame(t) for t in sample_t], 0)
         palette = Image.fromarray(sample).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-        frames = [Image.fromarray(rend.frame(t)).quantize(palette=palette, dither=Image.Dither.NONE) for t in times]
-        duration = max(20, int(round(1000.0 / (fps * substeps))))
+        frames = [Image.fromarray(drawer.frame(t)).quantize(palette=palette, dither=Image.Dither.NONE) for t in times]
+        duration = max(20, int(round(1000.0 / (fps * max(1, int(substeps))))))
         out.parent.mkdir(parents=True, exist_ok=True)
         frames[0].save(out, save_all=True, append_images=frames[1:], duration=duration, loop=0, optimize=False,
                        disposal=1)
         return out
     out.mkdir(parents=True, exist_ok=True)
     for k, t in enumerate(times):
-        surf = rend.draw(t)
-        pygame.image.save(surf, str(out / f"frame_{k:05d}.png"))
+        pygame.image.save(drawer.draw(t), str(out / f"frame_{k:05d}.png"))
     return out
+
+
+def export(replay: Replay, out, size=DEFAULT_EXPORT_SIZE, fps: float = 10.0, substeps: int = 1, start: int = 0,
+           stop: int | None = None, every: int = 1) -> Path:
+    """Write frames ``start..stop`` (every ``every``-th) as a GIF (``out`` ends with .gif) or PNGs.
+
+    ``substeps > 1`` adds interpolated frames between ticks (armies glide). A GIF has
+    ``len(range(start, stop, every))`` frames times ``substeps`` (less the sub-frames
+    after the last one). PNGs go to the folder ``out`` as ``frame_00000.png``...
+    Returns ``out`` as a Path. (A still of one tick: ``export_still``.)
+    """
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        raise ValueError(f"export: {str(out)!r} is a single PNG; use export_still(replay, out, tick) for one frame")
+    times = film_times(replay.n_frames, start, stop, every, substeps)
+    return write_film(Renderer(replay, size), out, times, fps, substeps)
+
+
+def export_still(replay: Replay, out, tick: int | None = None, size=DEFAULT_EXPORT_SIZE) -> Path:
+    """One PNG of the frame at game tick ``tick`` (default: the last frame), for papers."""
+    frame = replay.n_frames - 1 if tick is None else replay.frame_of_tick(int(tick))
+    return write_film(Renderer(replay, size), Path(out), [float(frame)])
 
 
 # ----------------------------------------------------------------------------------
@@ -1115,8 +1147,9 @@ SPEEDS = (0.5, 1, 2, 4, 8, 16, 32, 64)
 
 
 def run_viewer(replay: Replay, size=WINDOW_SIZE, speed: float = 8.0, start: float = 0.0, fps: int = 60,
-               max_iterations: int | None = None) -> float:
-    """Open a resizable window and play the replay; returns the frame shown last.
+               max_iterations: int | None = None, other: Replay | None = None) -> float:
+    """Open a resizable window and play the replay (with ``other``: both side by side on
+    one timeline); returns the frame shown last.
 
     Keys: space play/pause, Right/Left step one frame, Up/Down faster/slower,
     Home/End first/last frame, Esc/Q quit. Mouse: click/drag the timeline to seek,
@@ -1127,14 +1160,19 @@ def run_viewer(replay: Replay, size=WINDOW_SIZE, speed: float = 8.0, start: floa
     pygame.font.init()
     screen = pygame.display.set_mode(size, pygame.RESIZABLE)
     pygame.display.set_caption(f"villages replay - {replay.meta.get('scenario', '')}")
-    rend = Renderer(replay, screen.get_size())
+    if other is None:
+        rend = Renderer(replay, screen.get_size())
+    else:
+        from .side_by_side import SideBySide
+
+        rend = SideBySide(replay, other, screen.get_size())
     clock = pygame.time.Clock()
     t = float(start)
     playing = True
     speed_i = int(np.argmin([abs(s - speed) for s in SPEEDS]))
     selected = None
     dragging = False
-    last = max(replay.n_frames - 1, 0)
+    last = max(rend.T - 1, 0)
     it = 0
     try:
         running = True
