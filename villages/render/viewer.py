@@ -8,12 +8,15 @@
   ``SDL_VIDEODRIVER=dummy``).
 * ``export(replay, out)`` writes a GIF (``out`` ends with ``.gif``, needs Pillow) or a
   folder of PNG frames.
+* ``export_still(replay, out, tick)`` writes one PNG of a chosen tick (for papers).
 * ``run_viewer(replay)``: a resizable window. Space play/pause, Right/Left step a tick,
   Up/Down speed, Home/End, click or drag the timeline to seek, click a village for its
-  details, Esc/Q to quit.
+  details, Esc/Q to quit. ``run_viewer(a, other=b)``: two replays side by side
+  (``villages.render.side_by_side``).
 
-Screen: the map (left) with villages coloured by owning alliance (a banner with the
-alliance tag; grey barbarians; free sites as faint outlines; ruins as dark crosses),
+Screen: the map (left) with villages coloured by owning alliance (a label "site | tag",
+placed where it overlaps no other label or village, see ``labels``; grey barbarians;
+free sites as faint outlines; ruins as dark crosses),
 sized by total building level, the focal player's villages ringed in gold; armies as
 triangles (attack), circles (support), squares (settlers) or hollow triangles
 (returning) coloured by owner alliance, sized by troop count, with a line to their
@@ -22,6 +25,14 @@ with markers (red: war declared, blue: alliance, grey: peace, orange: a focal-al
 village razed). The side panel shows the focal player's resources, army, reward and
 intended score so far, the alliance legend with each alliance's relation to the focal
 alliance (war red / peace grey / ally blue), and an event ticker.
+
+Replays that hold the focal agent's choices (format version 2) also show what it chose
+each tick: on the map a bold arrow from its strongest village to the chosen target (a
+bold ring for building or training at home) and dashed arrows to the next-best targets
+with their probabilities, coloured by the target's relation to the focal alliance (war
+red, peace light grey, ally blue, barbarians tan, own gold, free site green); in the
+panel the choice, the alternatives as probability bars and the value estimate as a
+sparkline (scripted bots: the choice only).
 """
 
 from __future__ import annotations
@@ -997,7 +1008,25 @@ class Renderer:
         pygame.draw.line(s, RUIN_C, (x, cy + k), (x + 2 * k, cy - k), 2)
         lab = self.text("ruin", "s", DIM)
         s.blit(lab, (x + 2 * k + 4, y))
-        return y + sh
+        y += sh
+        if self.has_choices:  # the agent's choice: bold arrow chosen, dashed next best, coloured by relation
+            x, cy = x0, y + sh / 2
+            pygame.draw.line(s, c, (x, cy), (x + 4 * h, cy), 3)
+            lab = self.text("chose", "s", DIM)
+            s.blit(lab, (x + 4 * h + 4, y))
+            x += 4 * h + lab.get_width() + 10
+            _dashed(s, (x, cy), (x + 4 * h, cy), c, 1, 3)
+            lab = self.text("next", "s", DIM)
+            s.blit(lab, (x + 4 * h + 4, y))
+            x += 4 * h + lab.get_width() + 10
+            for rel in ("war", "peace", "ally", "barbarian", "own", "free"):
+                lab = self.text("barb." if rel == "barbarian" else rel, "s", TARGET_STYLE[rel])
+                if x + lab.get_width() > x0 + w:
+                    break
+                s.blit(lab, (x, y))
+                x += lab.get_width() + 6
+            y += sh
+        return y
 
     def _draw_details(self, s, i, v):
         r = self.replay
