@@ -172,3 +172,31 @@ def test_bad_choice_arrays_are_refused_with_one_line(neural_run, tmp_path, name,
     with pytest.raises(ReplayError, match=message) as e:
         load_replay(path)
     assert "bad.replay.npz" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_decoded_choices_name_the_target_and_its_relation(neural_run):
+    from villages.game.config import WAR
+    from villages.render.choices import TARGET_RELATIONS, action_layout, decode
+    from villages.render.viewer import TARGET_STYLE
+
+    _, _, replay = neural_run
+    L = action_layout(replay)
+    f = 1
+    assert decode(replay, f, -1) is None
+    assert decode(replay, f, L.noop).text == "wait (noop)"
+    fa = replay.focal_alliance
+    enemy = int(np.nonzero(replay.relation[f, fa, : replay.n_alliances] == WAR)[0][0])
+    row = int(np.nonzero(replay.alliance_order == enemy)[0][0])
+    war = decode(replay, f, L.diplomacy_action(row, "declare_war"))
+    assert war.alliance == enemy and war.relation == "war" and war.text == f"declare war on {replay.alliance_name(enemy)}"
+    for j, v in enumerate(replay.row_village):
+        d = decode(replay, f, L.row_action(j, "attack"))
+        owner = int(replay.owner[f, v])
+        assert d.village == v and d.verb == "attack" and d.text.startswith(f"attack {replay.village_name(v)} (")
+        if owner < 0:
+            assert d.relation == "free"
+        elif owner == replay.n_players:
+            assert d.relation == "barbarian"
+        elif int(replay.player_alliance[owner]) == enemy:
+            assert d.relation == "war"
+    assert set(TARGET_STYLE) == set(TARGET_RELATIONS) | {""}  # every relation has an overlay colour

@@ -51,11 +51,12 @@ def main(argv=None) -> int:
     if a.export:
         from . import viewer
 
-        if a.frame is not None:
+        if a.frame is not None or a.export.lower().endswith(".png"):
             import pygame
 
+            frame = replay.n_frames - 1 if a.frame is None else a.frame
             rend = viewer.Renderer(replay, size or viewer.DEFAULT_EXPORT_SIZE)
-            pygame.image.save(rend.draw(a.frame), a.export)
+            pygame.image.save(rend.draw(frame), a.export)
         else:
             viewer.export(replay, a.export, size=size or viewer.DEFAULT_EXPORT_SIZE, fps=a.fps, substeps=a.substeps,
                           start=a.start, stop=a.stop, every=a.every)
