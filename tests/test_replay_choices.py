@@ -200,3 +200,35 @@ def test_decoded_choices_name_the_target_and_its_relation(neural_run):
         elif int(replay.player_alliance[owner]) == enemy:
             assert d.relation == "war"
     assert set(TARGET_STYLE) == set(TARGET_RELATIONS) | {""}  # every relation has an overlay colour
+
+
+def test_overlay_draws_the_chosen_target_on_the_map(neural_run):
+    """An attack on another alliance's village: the frame shows the arrow (in the target's
+    relation colour) half-way between the agent's strongest village and the target."""
+    import dataclasses
+
+    from villages.render.choices import action_layout, decode, source_village
+    from villages.render.viewer import TARGET_STYLE, Renderer
+
+    _, _, replay = neural_run
+    f = 1
+    src = source_village(replay, f)
+    fa = replay.focal_alliance
+    rows = [j for j, v in enumerate(replay.row_village) if replay.owner[f, v] >= 0
+            and replay.player_alliance[replay.owner[f, v]] != fa]
+    action = np.full_like(replay.choice_action, -1)
+    action[f] = action_layout(replay).row_action(rows[0], "attack")
+    none = np.full_like(replay.choice_top_action, -1)
+    chose = dataclasses.replace(replay, choice_action=action, choice_top_action=none)
+    plain = dataclasses.replace(replay, choice_action=np.full_like(action, -1), choice_top_action=none)
+    d = decode(chose, f, action[f])
+    assert d.verb == "attack" and d.village == replay.row_village[rows[0]] and d.relation != "own"
+    rend = Renderer(chose, (960, 600))
+    a, b = rend.frame(f), Renderer(plain, (960, 600)).frame(f)
+    x, y = ((rend.screen_pos[src] + rend.screen_pos[d.village]) / 2).astype(int)
+
+    def arrow_pixels(img):
+        near = img[y - 3 : y + 4, x - 3 : x + 4].reshape(-1, 3).astype(int)
+        return int((np.abs(near - TARGET_STYLE[d.relation]).sum(-1) < 40).sum())
+
+    assert arrow_pixels(a) > arrow_pixels(b), "no arrow half-way to the target"

@@ -872,15 +872,17 @@ class Renderer:
         src = choices.source_village(r, i)
         rad = self.village_radius(i)
         # Next-best targets worth a look (the panel lists them all, the map those of >= 2%).
-        alts = [(d, p) for d, p in choices.alternatives(r, i) if d.action != chosen.action and not p < MAP_MIN_PROB]
-        drawn, captions = set(), []
-        for d, p in alts[::-1] + [(chosen, float(r.choice_prob[i]))]:
+        # One mark per site (several verbs on one site: the most probable), none on the chosen site.
+        alts, seen = [], {chosen.village}
+        for d, p in choices.alternatives(r, i):
+            if d.village >= 0 and d.village not in seen and not p < MAP_MIN_PROB:
+                alts.append((d, p))
+                seen.add(d.village)
+        captions = []
+        for d, p in alts[::-1] + [(chosen, float(r.choice_prob[i]))]:  # the best drawn last, on top
             if d.village < 0:
                 continue
             bold = d is chosen
-            if not bold and d.village in drawn:  # several verbs on one site: one mark for the best
-                continue
-            drawn.add(d.village)
             col = TARGET_STYLE[d.relation]
             p1 = self.screen_pos[d.village]
             reach = rad[d.village] + (6 if bold else 4) * self.scale
