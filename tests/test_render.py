@@ -18,6 +18,7 @@ from villages.game.config import ARMY_RETURN, WAR
 from villages.render import ReplayError, ReplayRecorder, load_replay, save_replay
 from villages.render._demo import demo_layout, demo_meta, demo_replay
 from villages.render.replay import FRAME_ARRAYS, STATIC_ARRAYS, replay_arrays
+from villages.render.viewer import DEFAULT_EXPORT_SIZE
 
 N_TICKS = 90
 
@@ -44,7 +45,7 @@ def test_round_trip(replay, replay_file):
         np.testing.assert_array_equal(a, b, err_msg=name)
     assert back.meta == replay.meta
     assert back.meta["alliance_names"][2] == "Brotherhood"
-    assert back.meta["format_version"] == 1
+    assert back.meta["format_version"] == 2
     assert sorted(back.events) == sorted(replay.events)
     for kind, cols in replay.events.items():
         assert sorted(cols) == sorted(back.events[kind])
@@ -154,10 +155,10 @@ def test_single_flipped_bit_in_member_data(replay_file, tmp_path):
 def test_wrong_version(replay, tmp_path):
     bad = tmp_path / "future.replay.npz"
     arrays = replay_arrays(replay)
-    arrays["version"] = np.array(2)
+    arrays["version"] = np.array(99)
     with open(bad, "wb") as f:
         np.savez_compressed(f, **arrays)
-    with pytest.raises(ReplayError, match="version 2") as e:
+    with pytest.raises(ReplayError, match="version 99 is newer") as e:
         load_replay(bad)
     assert "future.replay.npz" in str(e.value)
 
@@ -316,7 +317,7 @@ def test_cli_replay_exports(replay_file, tmp_path):
         assert im.n_frames == N_TICKS + 1 and im.size == (400, 250)
     png = cli_replay(replay_file, tmp_path / "last.png")
     with Image.open(png) as im:
-        assert im.size == (960, 600)  # the default size
+        assert im.size == DEFAULT_EXPORT_SIZE == (1280, 800)  # the default size
     folder = cli_replay(replay_file, tmp_path / "frames", size=(320, 240))
     assert len(list(folder.glob("frame_*.png"))) == N_TICKS + 1
 
@@ -347,7 +348,7 @@ def test_documented_eval_then_replay_gif(tmp_path):
         im.seek(tick0)
         first = np.asarray(im.convert("RGB"))
     # headlines at tick 0: the war declaration (red box) and Aurora's collapse
-    rend = Renderer(r, (960, 600))
+    rend = Renderer(r, DEFAULT_EXPORT_SIZE)
     heads = [text for f, t, text, col in rend.toasts if r.tick[f] == 0]
     assert any("DECLARES WAR" in h and "BROTHERHOOD" in h for h in heads)
     assert any(h.startswith("Aurora collapses") for h in heads)

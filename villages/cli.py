@@ -128,13 +128,18 @@ def diagnose(
 
 @app.command()
 def replay(
-    file: Path,
-    export: Optional[Path] = typer.Option(None, help="write a .gif or a folder of PNG frames instead of a window"),
+    file: Path = typer.Argument(..., help="a replay (.replay.npz), e.g. from villages eval --record"),
+    other: Optional[Path] = typer.Argument(None, help="a second replay of the same episode seed: side by side"),
+    export: Optional[Path] = typer.Option(None, help="write a .gif, a .png still or a folder of PNG frames"),
+    still: Optional[int] = typer.Option(None, help="with --export OUT.png: the game tick to show (default: the last)"),
+    size: Optional[str] = typer.Option(None, help="WxH pixels (default 1280x800; a pair 1800x900)"),
+    fps: float = typer.Option(10.0, help="GIF frames per second"),
+    every: int = typer.Option(1, help="GIF: keep every n-th frame"),
 ):
-    """Watch a replay in a pygame window, or export it headless."""
+    """Watch a replay (or two side by side) in a pygame window, or export it headless."""
     from villages.render import cli_replay
 
-    cli_replay(file, export)
+    cli_replay(file, export, size=size, fps=fps, other=other, still=still, every=every)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from torch import nn
 
 from villages.game import ObservationLayout, rng
 from villages.game.actions import ActionLayout
+from villages.policies.base import choice_from_logits
 
 CHECKPOINT_FORMAT = "villages-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -187,6 +188,18 @@ class NeuralPolicy:
 
     def act(self, obs, mask, key, tick):
         logits, _ = self.logits_value(obs, mask)
+        return self._sample(logits, key, tick)
+
+    def act_with_choice(self, obs, mask, key, tick, top_k: int = 5):
+        """``act``'s actions and, from the same forward pass, what the network weighed:
+        the chosen action's probability, the ``top_k`` most probable legal actions and
+        the value estimate (``villages.policies.base.PolicyChoice``)."""
+        logits, value = self.logits_value(obs, mask)
+        actions = self._sample(logits, key, tick)
+        return actions, choice_from_logits(logits, actions, value, top_k)
+
+    def _sample(self, logits, key, tick):
+        """Argmax (deterministic) or a Gumbel-max sample keyed by world and tick."""
         if not self.deterministic:
             B, n, nA = logits.shape
             u = rng.uniform(key[:, None, None], 41, tick[:, None, None], np.arange(n)[None, :, None],

@@ -1,7 +1,9 @@
 """Replays and rendering: replay file format, pygame viewer, headless frame/GIF export.
 
 ``villages.render.replay`` (recording/loading) does not need pygame; the viewer names
-(``Renderer``, ``render_frame``, ``export``, ``run_viewer``) import it on first use.
+(``Renderer``, ``render_frame``, ``export``, ``export_still``, ``run_viewer``) and the
+side-by-side names (``SideBySide``, ``export_side_by_side``: two replays of one episode
+in two panes with one timeline) import it on first use.
 ``cli_replay`` is the ``villages replay`` command; ``villages.render.live`` renders a
 running PettingZoo env (``render_mode="rgb_array"`` / ``"human"``).
 """
@@ -15,7 +17,8 @@ from .replay import (
     save_replay,
 )
 
-_VIEWER = ("Renderer", "render_frame", "export", "run_viewer")
+_VIEWER = ("Renderer", "render_frame", "export", "export_still", "run_viewer", "DEFAULT_EXPORT_SIZE")
+_PAIR = ("SideBySide", "export_side_by_side")
 
 
 def __getattr__(name):
@@ -23,6 +26,10 @@ def __getattr__(name):
         from . import viewer
 
         return getattr(viewer, name)
+    if name in _PAIR:
+        from . import side_by_side
+
+        return getattr(side_by_side, name)
     if name == "cli_replay":
         from .cli import cli_replay
 
@@ -30,4 +37,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'villages.render' has no attribute {name!r}")
 
 
-__all__ = ["FORMAT_VERSION", "Replay", "ReplayError", "ReplayRecorder", "load_replay", "save_replay", "cli_replay", *_VIEWER]
+__all__ = ["FORMAT_VERSION", "Replay", "ReplayError", "ReplayRecorder", "load_replay", "save_replay", "cli_replay", *_VIEWER, *_PAIR]

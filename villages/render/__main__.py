@@ -2,7 +2,7 @@
 
     python -m villages.render REPLAY                      # interactive window
     python -m villages.render REPLAY --export out.gif     # GIF (or a folder: PNG frames)
-        [--size 960x600] [--fps 10] [--substeps 2] [--start 0] [--stop N] [--every 1]
+        [--size 1280x800] [--fps 10] [--substeps 2] [--start 0] [--stop N] [--every 1]
     python -m villages.render --demo out.replay.npz [--ticks 150] [--seed 0]
 """
 
@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     ap.add_argument("replay", help="replay file (.replay.npz); with --demo, where to write the demo replay")
     ap.add_argument("--export", metavar="OUT", help="write a GIF (OUT ends with .gif) or PNG frames into folder OUT")
     ap.add_argument("--frame", type=float, metavar="T", help="with --export OUT.png: render the single frame T")
-    ap.add_argument("--size", default=None, help="WxH pixels (default 960x600 export, 1280x800 window)")
+    ap.add_argument("--size", default=None, help="WxH pixels (default 1280x800)")
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--substeps", type=int, default=1, help="interpolated frames per tick in exports")
     ap.add_argument("--start", type=int, default=0)
@@ -51,13 +51,14 @@ def main(argv=None) -> int:
     if a.export:
         from . import viewer
 
-        if a.frame is not None:
+        if a.frame is not None or a.export.lower().endswith(".png"):
             import pygame
 
-            rend = viewer.Renderer(replay, size or (960, 600))
-            pygame.image.save(rend.draw(a.frame), a.export)
+            frame = replay.n_frames - 1 if a.frame is None else a.frame
+            rend = viewer.Renderer(replay, size or viewer.DEFAULT_EXPORT_SIZE)
+            pygame.image.save(rend.draw(frame), a.export)
         else:
-            viewer.export(replay, a.export, size=size or (960, 600), fps=a.fps, substeps=a.substeps,
+            viewer.export(replay, a.export, size=size or viewer.DEFAULT_EXPORT_SIZE, fps=a.fps, substeps=a.substeps,
                           start=a.start, stop=a.stop, every=a.every)
         print(f"wrote {a.export}")
         return 0

@@ -13,13 +13,23 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
   its current leg) and ``army_from[T,M]`` (site it set off from: for a returning army
   the battlefield, which the engine does not keep), ``reward[T]`` and ``intended[T]``
   (NaN where not given);
-* static arrays: ``pos[V,2]``, ``player_alliance[P+1]``, ``banner[A+1,D]``, ``home[P+1]``;
+* the focal agent's choice (version 2), per frame, leading axis T: what it chose seeing
+  that frame's state (so the last frame has none): ``choice_action[T]`` (action index,
+  -1: none recorded), ``choice_prob[T]`` (its probability), ``choice_top_action[T,K]`` /
+  ``choice_top_prob[T,K]`` (the K most probable legal actions, -1 / NaN padded) and
+  ``choice_value[T]`` (the value estimate); probabilities and value are NaN where the
+  policy gives none (scripted bots). All come from the forward pass that chose the action;
+* static arrays: ``pos[V,2]``, ``player_alliance[P+1]``, ``banner[A+1,D]``, ``home[P+1]``,
+  and (version 2) ``row_village[N]`` (the site each of the focal seat's action rows
+  targets) and ``alliance_order[A]`` (the alliance of each diplomacy-table row);
 * the event log: ``event/<kind>/<column>`` for every event kind that occurred, with the
   engine's columns (less ``world``) plus ``frame``: the index of the snapshot recorded
   together with the event (the state right after it).
 
 Frame ``i`` is the state after the step whose events carry ``frame == i``; the event's
 own ``tick`` column is the game tick at which it happened (the tick *before* the step).
+
+Version 1 files (no choice arrays) still load: their choice arrays read as "none recorded".
 
 This module does not import pygame: the scenario runner can record replays headless.
 """
@@ -37,10 +47,13 @@ from pathlib import Path
 import numpy as np
 
 from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
+from villages.game.actions import ActionLayout
 from villages.game.config import ARMY_RETURN
 
 FORMAT_NAME = "villages-replay"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: before the choice arrays (loaded with none recorded)
+TOP_K = 5  # alternatives a recorder keeps per decision
 
 # Default alliance colours (RGB) when the scenario gives none; barbarians are grey.
 DEFAULT_COLOURS = (
@@ -79,12 +92,28 @@ FRAME_ARRAYS = (
     ("reward", np.float64),
     ("intended", np.float64),
 )
+# (name, dtype, fill where nothing was recorded) of the per-frame choice arrays (version 2).
+CHOICE_ARRAYS = (
+    ("choice_action", np.int32, -1),
+    ("choice_prob", np.float32, np.nan),
+    ("choice_top_action", np.int32, -1),
+    ("choice_top_prob", np.float32, np.nan),
+    ("choice_value", np.float32, np.nan),
+)
 STATIC_ARRAYS = (
     ("pos", np.float64),
     ("player_alliance", np.int16),
     ("banner", np.float32),
     ("home", np.int16),
 )
+CHOICE_STATIC_ARRAYS = (
+    ("row_village", np.int16),
+    ("alliance_order", np.int16),
+)
+
+
+_ALL_FRAME_ARRAYS = FRAME_ARRAYS + tuple((name, dtype) for name, dtype, _ in CHOICE_ARRAYS)
+_ALL_STATIC_ARRAYS = STATIC_ARRAYS + CHOICE_STATIC_ARRAYS
 
 
 class ReplayError(Exception):
@@ -128,6 +157,13 @@ class Replay:
     player_alliance: np.ndarray
     banner: np.ndarray
     home: np.ndarray
+    choice_action: np.ndarray
+    choice_prob: np.ndarray
+    choice_top_action: np.ndarray
+    choice_top_prob: np.ndarray
+    choice_value: np.ndarray
+    row_village: np.ndarray
+    alliance_order: np.ndarray
     events: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     path: str | None = None
 
@@ -152,6 +188,16 @@ class Replay:
     def n_alliances(self) -> int:
         """Named alliances, barbarians excluded (the barbarian alliance is ``n_alliances``)."""
         return int(self.relation.shape[1]) - 1
+
+    @property
+    def has_choices(self) -> bool:
+        """Whether the focal agent's choices were recorded (version 2, any policy)."""
+        return bool((self.choice_action >= 0).any())
+
+    @property
+    def has_choice_probs(self) -> bool:
+        """Whether the choices come with probabilities and values (a neural policy)."""
+        return bool(np.isfinite(self.choice_top_prob).any())
 
     @property
     def focal_player(self) -> int:
@@ -288,11 +334,13 @@ class ReplayRecorder:
     Call ``record(state, events)`` after each ``step`` (and optionally once with the
     initial state and ``events=None``); ``reward`` / ``intended`` are the focal agent's
     per-tick values (a number; an array is indexed ``[world]`` then ``[focal_player]``).
+    ``record_choice(...)`` then notes what the focal agent chose seeing that last frame.
     """
 
-    def __init__(self, config: GameConfig, meta: dict | None = None):
+    def __init__(self, config: GameConfig, meta: dict | None = None, top_k: int = TOP_K):
         self.config = config
         self.meta = normalise_meta(config, meta)
+        self.top_k = int(top_k)
         # Per-frame arrays in growing buffers (capacity doubles): recording and reading the
         # replay so far (a live view does it every step) cost O(new frames), not O(frames).
         self._buf: dict[str, np.ndarray] | None = None
@@ -325,6 +373,7 @@ class ReplayRecorder:
         if self._static is None:
             self._static = {
                 "pos": s.pos[0], "player_alliance": s.player_alliance[0], "banner": s.banner[0], "home": s.home[0],
+                "row_village": s.row_village[0, self.meta["focal_player"]], "alliance_order": s.alliance_order[0],
             }
         elif self._n and tick < int(self._buf["tick"][self._n - 1]):
             raise ValueError(f"record: tick went back from {int(self._buf['tick'][self._n - 1])} to {tick}")
@@ -365,12 +414,15 @@ class ReplayRecorder:
             "army_troops": s.army_troops[0], "army_depart": depart, "army_from": origin,
             "reward": self._scalar(reward, world), "intended": self._scalar(intended, world),
         }
+        K = self.top_k
+        for name, dtype, fill in CHOICE_ARRAYS:  # nothing chosen yet (see record_choice)
+            values[name] = np.full(K, fill, dtype) if name.startswith("choice_top") else fill
         frame = self._n
         if self._buf is None:
-            self._buf = {name: np.empty((16,) + np.shape(values[name]), dtype) for name, dtype in FRAME_ARRAYS}
+            self._buf = {name: np.empty((16,) + np.shape(values[name]), dtype) for name, dtype in _ALL_FRAME_ARRAYS}
         elif frame == len(self._buf["tick"]):
             self._buf = {name: np.concatenate([b, np.empty_like(b)]) for name, b in self._buf.items()}
-        for name, _ in FRAME_ARRAYS:
+        for name, _ in _ALL_FRAME_ARRAYS:
             self._buf[name][frame] = values[name]
         self._n = frame + 1
 
@@ -385,6 +437,26 @@ class ReplayRecorder:
                 for k, c in cols.items():
                     table.setdefault(k, []).append(c)
 
+    def record_choice(self, action: int, prob=None, top_actions=None, top_probs=None, value=None) -> None:
+        """Note what the focal agent chose seeing the last recorded frame: its ``action``,
+        that action's probability ``prob``, the most probable legal actions ``top_actions``
+        (best first) with ``top_probs``, and the value estimate ``value``. A scripted bot
+        gives only ``action`` (the rest is recorded as unknown). Keeps at most ``top_k``."""
+        if not self._n:
+            raise ValueError("record_choice: record the state the choice was made in first")
+        f, K = self._n - 1, self.top_k
+        b = self._buf
+        b["choice_action"][f] = int(action)
+        b["choice_prob"][f] = np.nan if prob is None else float(prob)
+        b["choice_value"][f] = np.nan if value is None else float(value)
+        if top_actions is not None:
+            top = np.asarray(top_actions, np.int64)[:K]
+            probs = np.full(len(top), np.nan) if top_probs is None else np.asarray(top_probs, np.float64)[:K]
+            if probs.shape != top.shape:
+                raise ValueError(f"record_choice: {len(top)} top actions but {len(probs)} probabilities")
+            b["choice_top_action"][f, : len(top)] = top
+            b["choice_top_prob"][f, : len(top)] = probs
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything the file holds, as named arrays."""
         if not self.n_frames:
@@ -394,9 +466,9 @@ class ReplayRecorder:
             "version": np.array(FORMAT_VERSION, np.int64),
             "meta": np.array(json.dumps(self.meta)),
         }
-        for name, dtype in FRAME_ARRAYS:
+        for name, dtype in _ALL_FRAME_ARRAYS:
             out[name] = self._buf[name][: self._n]  # a view: later frames go to rows past it
-        for name, dtype in STATIC_ARRAYS:
+        for name, dtype in _ALL_STATIC_ARRAYS:
             out[name] = np.asarray(self._static[name]).astype(dtype)
         for kind, table in self._events.items():
             for col, parts in table.items():
@@ -421,7 +493,7 @@ def replay_arrays(replay: Replay) -> dict[str, np.ndarray]:
         "version": np.array(FORMAT_VERSION, np.int64),
         "meta": np.array(json.dumps(replay.meta)),
     }
-    for name, dtype in FRAME_ARRAYS + STATIC_ARRAYS:
+    for name, dtype in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS:
         out[name] = np.asarray(getattr(replay, name)).astype(dtype)
     for kind, cols in replay.events.items():
         for col, arr in cols.items():
@@ -466,7 +538,7 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
     meta = json.loads(str(arrays["meta"]))
     T = arrays["tick"].shape[0]
     kw = {}
-    for name, dtype in FRAME_ARRAYS + STATIC_ARRAYS:
+    for name, dtype in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS:
         kw[name] = arrays[name]
     for name, _ in FRAME_ARRAYS:
         if kw[name].shape[:1] != (T,):
@@ -491,6 +563,7 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
             bad(f"meta[{key!r}] has {len(meta.get(key, ()))} entries, expected {n}")
     if "focal_player" not in meta:
         bad("meta has no 'focal_player'")
+    _check_choices(kw, A1 - 1, V, bad)
     events: dict[str, dict[str, np.ndarray]] = {}
     for name, arr in arrays.items():
         if name.startswith("event/"):
@@ -503,6 +576,44 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
         if len(set(lengths.values())) > 1 or "frame" not in cols or "tick" not in cols:
             bad(f"event table {kind!r} is inconsistent (column lengths {lengths}; needs 'frame' and 'tick')")
     return Replay(meta=meta, events=events, path=path, **kw)
+
+
+def _check_choices(kw: dict, A: int, V: int, bad) -> None:
+    """The choice arrays (version 2) agree with each other and with the map."""
+    T = kw["tick"].shape[0]
+    top = kw["choice_top_action"]
+    if top.ndim != 2 or top.shape[0] != T or kw["choice_top_prob"].shape != top.shape:
+        bad(f"choice_top_action {top.shape} and choice_top_prob {kw['choice_top_prob'].shape} must both be "
+            f"[{T} frames, K]")
+    rv, order = kw["row_village"], kw["alliance_order"]
+    if rv.ndim != 1 or (len(rv) and not ((rv >= 0) & (rv < V)).all()):
+        bad(f"row_village must list sites in [0, {V}), got {rv.tolist()[:8]}")
+    if order.ndim != 1 or (len(order) and not ((order >= 0) & (order < A)).all()):
+        bad(f"alliance_order must list alliances in [0, {A}), got {order.tolist()[:8]}")
+    acts = np.concatenate([kw["choice_action"].ravel(), top.ravel()])
+    if not (acts >= 0).any():
+        return
+    if not len(rv) or len(order) != A:
+        bad("choices are recorded but row_village / alliance_order (the action targets) are missing")
+    n_actions = ActionLayout(len(rv), A).n_actions
+    if acts.min() < -1 or acts.max() >= n_actions:
+        bad(f"choice actions must lie in [-1, {n_actions}) (-1: none), got {int(acts.min())}..{int(acts.max())}")
+    probs = np.concatenate([kw["choice_prob"].ravel(), kw["choice_top_prob"].ravel()])
+    probs = probs[np.isfinite(probs)]
+    if len(probs) and (probs.min() < 0 or probs.max() > 1 + 1e-5):
+        bad(f"choice probabilities must lie in [0, 1], got {float(probs.min()):g}..{float(probs.max()):g}")
+
+
+def _without_choices(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A version-1 file's arrays with the choice arrays added as "none recorded"."""
+    T = arrays["tick"].shape[0]
+    out = dict(arrays)
+    for name, dtype, fill in CHOICE_ARRAYS:
+        shape = (T, 0) if name.startswith("choice_top") else (T,)
+        out[name] = np.full(shape, fill, dtype)
+    for name, dtype in CHOICE_STATIC_ARRAYS:
+        out[name] = np.zeros(0, dtype)
+    return out
 
 
 def load_replay(path) -> Replay:
@@ -542,10 +653,11 @@ def load_replay(path) -> Replay:
             if str(arrays["format"]) != FORMAT_NAME:
                 raise fail(f"format is {str(arrays['format'])!r}, expected {FORMAT_NAME!r}")
             version = int(arrays["version"])
-            if version != FORMAT_VERSION:
+            if version not in READABLE_VERSIONS:
                 newer = "newer than" if version > FORMAT_VERSION else "older than"
-                raise fail(f"format version {version} is {newer} this reader's version {FORMAT_VERSION}; "
-                           f"re-record the replay or use a matching villages release")
+                raise fail(f"format version {version} is {newer} this reader's versions "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}; re-record the replay or use a matching "
+                           f"villages release")
             for member in members:
                 if member not in arrays:
                     arrays[member] = read(member)
@@ -560,8 +672,12 @@ def load_replay(path) -> Replay:
             raise fail(f"corrupted archive directory: {len(lost)} members listed in the index are missing "
                        f"({lost[:4]}{'...' if len(lost) > 4 else ''})")
     missing = [n for n, _ in FRAME_ARRAYS + STATIC_ARRAYS if n not in arrays]
+    if version >= 2:
+        missing += [n for n, _ in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS if n not in arrays and n not in missing]
     if missing:
         raise fail(f"missing arrays {missing}")
+    if version == 1:
+        arrays = _without_choices(arrays)
     try:
         json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as e:

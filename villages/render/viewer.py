@@ -8,12 +8,15 @@
   ``SDL_VIDEODRIVER=dummy``).
 * ``export(replay, out)`` writes a GIF (``out`` ends with ``.gif``, needs Pillow) or a
   folder of PNG frames.
+* ``export_still(replay, out, tick)`` writes one PNG of a chosen tick (for papers).
 * ``run_viewer(replay)``: a resizable window. Space play/pause, Right/Left step a tick,
   Up/Down speed, Home/End, click or drag the timeline to seek, click a village for its
-  details, Esc/Q to quit.
+  details, Esc/Q to quit. ``run_viewer(a, other=b)``: two replays side by side
+  (``villages.render.side_by_side``).
 
-Screen: the map (left) with villages coloured by owning alliance (a banner with the
-alliance tag; grey barbarians; free sites as faint outlines; ruins as dark crosses),
+Screen: the map (left) with villages coloured by owning alliance (a label "site | tag",
+placed where it overlaps no other label or village, see ``labels``; grey barbarians;
+free sites as faint outlines; ruins as dark crosses),
 sized by total building level, the focal player's villages ringed in gold; armies as
 triangles (attack), circles (support), squares (settlers) or hollow triangles
 (returning) coloured by owner alliance, sized by troop count, with a line to their
@@ -22,6 +25,14 @@ with markers (red: war declared, blue: alliance, grey: peace, orange: a focal-al
 village razed). The side panel shows the focal player's resources, army, reward and
 intended score so far, the alliance legend with each alliance's relation to the focal
 alliance (war red / peace grey / ally blue), and an event ticker.
+
+Replays that hold the focal agent's choices (format version 2) also show what it chose
+each tick: on the map a bold arrow from its strongest village to the chosen target (a
+bold ring for building or training at home) and dashed arrows to the next-best targets
+with their probabilities, coloured by the target's relation to the focal alliance (war
+red, peace light grey, ally blue, barbarians tan, own gold, free site green); in the
+panel the choice, the alternatives as probability bars and the value estimate as a
+sparkline (scripted bots: the choice only).
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ import pygame.gfxdraw  # noqa: E402
 
 from villages.game.config import ALLY, ARMY_ATTACK, ARMY_RETURN, ARMY_SETTLE, ARMY_SUPPORT, PEACE, WAR  # noqa: E402
 
+from . import choices  # noqa: E402
+from .labels import place_labels  # noqa: E402
 from .replay import BARBARIAN_COLOUR, Replay  # noqa: E402
 
 # --- palette -----------------------------------------------------------------------
@@ -58,11 +71,62 @@ RUIN_C = (120, 50, 45)
 REWARD_C = (255, 214, 10)
 INTENDED_C = (90, 220, 160)
 RELATION_STYLE = {PEACE: ("peace", PEACE_C), ALLY: ("ally", ALLY_C), WAR: ("WAR", WAR_C)}
+VALUE_C = (190, 160, 255)
+MAP_MIN_PROB = 0.02  # alternatives less likely than this get no arrow on the map
+# Colour of the agent's targets on the map and in the panel, by relation to the focal alliance.
+TARGET_STYLE = {"war": WAR_C, "peace": (205, 205, 205), "ally": ALLY_C, "barbarian": (215, 165, 105),
+                "own": FOCAL_C, "free": (120, 215, 160), "": (200, 205, 212)}
+
+DEFAULT_EXPORT_SIZE = (1280, 800)  # GIF / PNG exports: every alliance tag legible on the built-in maps
+WINDOW_SIZE = (1280, 800)
 
 FLASH_FRAMES = 3.0  # how long a battle flash lasts (frames)
 RAZE_FRAMES = 8.0  # how long the destruction burst lasts
 TOAST_FRAMES = 14.0  # how long a headline (war declared, village razed) stays in the map header
 MAX_TOASTS = 3  # headlines shown at once
+
+
+def _dashed(s, p0, p1, col, width, dash):
+    d = np.subtract(p1, p0, dtype=float)
+    L = float(np.hypot(*d))
+    n = max(1, int(L / (2 * dash)))
+    for k in range(n):
+        a, b = np.add(p0, d * (2 * k) / (2 * n)), np.add(p0, d * (2 * k + 1) / (2 * n))
+        pygame.draw.line(s, col, a, b, width)
+
+
+def _arrow(s, p0, p1, start_gap, end_gap, col, bold, scale):
+    """An arrow from p0 to p1, leaving ``start_gap`` / ``end_gap`` pixels at the ends;
+    bold: solid with a filled head (the chosen target), else thin and dashed. Returns
+    spots for a caption beside the shaft, best first (labels sit at the ends)."""
+    d = np.subtract(p1, p0, dtype=float)
+    L = float(np.hypot(*d))
+    if L < start_gap + end_gap + 2:
+        _ring(s, p1, end_gap, col, bold)
+        return [(p1[0] + end_gap, p1[1] - end_gap)]
+    u = d / L
+    a = np.add(p0, u * start_gap)
+    tip = np.subtract(p1, u * end_gap)
+    head = (12 if bold else 8) * max(scale, 0.7)
+    base = tip - u * head
+    n = np.array([-u[1], u[0]])
+    if bold:
+        pygame.draw.line(s, (10, 10, 12), a, base, max(3, int(5 * scale)))
+        pygame.draw.line(s, col, a, base, max(2, int(3 * scale)))
+    else:
+        _dashed(s, a, base, col, max(1, int(1.5 * scale)), max(4, 5 * scale))
+    pts = [tuple(tip), tuple(base + n * head * 0.5), tuple(base - n * head * 0.5)]
+    pygame.draw.polygon(s, col, pts, 0 if bold else max(1, int(1.5 * scale)))
+    if bold:
+        pygame.draw.polygon(s, (10, 10, 12), pts, 1)
+    side = n if n[1] <= 0 else -n  # the upper side of the shaft
+    return [tuple(a + (tip - a) * f + side * 4 * max(scale, 0.7)) for f in (0.6, 0.4, 0.8, 0.25)]
+
+
+def _ring(s, p, radius, col, bold):
+    x, y = int(p[0]), int(p[1])
+    for w in range(3 if bold else 1):
+        pygame.gfxdraw.aacircle(s, x, y, int(radius) + w, col)
 
 
 def _mix(a, b, w):
@@ -79,9 +143,13 @@ def _ink_on(colour):
 class Renderer:
     """Draws frames of one replay at one window size; keep it around for speed."""
 
-    def __init__(self, replay: Replay, size=(1024, 640)):
+    def __init__(self, replay: Replay, size=(1024, 640), title: str | None = None, show_timeline: bool = True):
+        """``title``: the panel's heading (default: the scenario name); ``show_timeline``:
+        False leaves the timeline to the caller (side-by-side panes share one)."""
         if not pygame.font.get_init():
             pygame.font.init()
+        self.title = title
+        self.show_timeline = show_timeline
         self._text_cache: dict = {}
         self._fit_cache: dict = {}
         self.size = (0, 0)
@@ -108,6 +176,7 @@ class Renderer:
         self._set(replay)
         if self.size != (0, 0):
             self.screen_pos = self.map_to_screen(replay.pos)
+            self._place_labels()
 
     # ------------------------------------------------------------------------------
     # precomputation (once per replay)
@@ -136,6 +205,10 @@ class Renderer:
             active_all[:, pa[p]] |= r.player_active[:, p]
         active_all[:, -1] = True
         self.alliance_active = active_all
+        self.has_choices = r.has_choices
+        self.has_choice_probs = r.has_choice_probs
+        self.value_series = r.choice_value.astype(np.float64)
+        self.has_value = bool(np.isfinite(self.value_series).any())
         self.has_reward = bool(np.isfinite(r.reward).any())
         self.has_intended = bool(np.isfinite(r.intended).any())
         self.cum_reward = np.cumsum(np.nan_to_num(r.reward))
@@ -296,7 +369,7 @@ class Renderer:
         self.small_h = self.font_s.get_linesize()
 
         panel_w = int(np.clip(0.3 * W, 250, 440)) if W >= 640 else int(0.42 * W)
-        tl_h = max(40, int(H * 0.075))
+        tl_h = max(40, int(H * 0.075)) if self.show_timeline else 0
         header_h = self.font_l.get_linesize() + 10
         self.panel_rect = pygame.Rect(W - panel_w, 0, panel_w, H)
         self.map_area = pygame.Rect(0, 0, W - panel_w, H - tl_h)
@@ -311,6 +384,7 @@ class Renderer:
         self.screen_pos = self.map_to_screen(self.replay.pos)
         self.bar = pygame.Rect(self.timeline_rect.x + 14, self.timeline_rect.y + tl_h - self.small_h - 12,
                                self.timeline_rect.w - 28, 8)
+        self._place_labels()
 
         bg = pygame.Surface((W, H))
         bg.fill(BG)
@@ -324,6 +398,23 @@ class Renderer:
         pygame.draw.rect(bg, PANEL_BG, self.panel_rect)
         pygame.draw.line(bg, RULE, self.panel_rect.topleft, self.panel_rect.bottomleft)
         self.background = bg.convert() if pygame.display.get_init() and pygame.display.get_surface() else bg
+
+    def _place_labels(self):
+        """One label per site ("12 | TAG"), placed once per size where it overlaps no other
+        label and no village (``labels.place_labels``); ``label_rects`` is float[V, 4]."""
+        f = self.font_s
+        self.label_num_w = f.size("00")[0] + 6
+        tag_w = max(f.size(self.replay.alliance_tag(a))[0] for a in range(self.replay.n_alliances + 1)) + 6
+        h = f.get_height() + 1
+        V = self.replay.n_villages
+        sizes = np.tile([self.label_num_w + tag_w, h], (V, 1)).astype(float)
+        self.site_reach = np.full(V, self.max_village_radius())
+        top_left = place_labels(self.screen_pos, self.site_reach, sizes, tuple(self.map_rect.inflate(24, 24)))
+        self.label_rects = np.concatenate([top_left, sizes], 1)
+
+    def max_village_radius(self) -> float:
+        """The largest a village's disc and focal ring get (labels keep clear of it)."""
+        return self.scale * 16.0 + 3 * self.scale + max(2, int(3 * self.scale)) + 1
 
     def map_to_screen(self, pos) -> np.ndarray:
         """Map coordinates in [0, 1]^2 (``replay.pos``) -> pixel coordinates (x, y) as float."""
@@ -407,8 +498,12 @@ class Renderer:
         self._draw_armies(surface, i, frac)
         self._draw_effects(surface, tf)
         self._draw_villages(surface, i)
+        if self.has_choices:
+            self._draw_choice_arrows(surface, i)
+        self._draw_labels(surface, i)
         self._draw_header(surface, i, tf, status)
-        self._draw_timeline(surface, tf)
+        if self.show_timeline:
+            self._draw_timeline(surface, tf)
         self._draw_panel(surface, i)
         if selected is not None:
             self._draw_details(surface, i, int(selected))
@@ -520,14 +615,13 @@ class Renderer:
                         pygame.draw.line(s, col, (x + r0 * math.cos(ang), y + r0 * math.sin(ang)),
                                          (x + r1 * math.cos(ang), y + r1 * math.sin(ang)), max(1, int(2 * sc)))
 
-    def _flag(self, a: int) -> pygame.Surface:
+    def _tag_box(self, a: int) -> pygame.Surface:
         col = self.colours[a]
-        key = ("flag", self.replay.alliance_tag(a), col)
+        key = ("tag", self.replay.alliance_tag(a), col)
         surf = self._text_cache.get(key)
         if surf is None:
             label = self.fonts["s"].render(self.replay.alliance_tag(a), True, _ink_on(col))
-            w, h = label.get_width() + 6, label.get_height() + 1
-            surf = pygame.Surface((w, h))
+            surf = pygame.Surface((label.get_width() + 6, self.font_s.get_height() + 1))
             surf.fill(col)
             pygame.draw.rect(surf, (10, 10, 12), surf.get_rect(), 1)
             surf.blit(label, (3, 1))
@@ -542,15 +636,9 @@ class Renderer:
         rad = self.village_radius(i)
         sc = self.scale
         va = self.v_alliance[i]
-        # 1. banners, focal rings, integrity bars, labels (under every disc)
+        # 1. focal rings and integrity bars (under the discs)
         for v in occ:
             x, y, rv = int(sp[v, 0]), int(sp[v, 1]), rad[v]
-            a = int(va[v])
-            flag = self._flag(a)
-            px = x + int(rv * 0.55)
-            top = y - int(rv * 0.55) - int(rv * 0.9) - flag.get_height()
-            pygame.draw.line(s, (200, 200, 200), (px, y - int(rv * 0.5)), (px, top), max(1, int(1.5 * sc)))
-            s.blit(flag, (px, top))
             if owner[v] == self.focal:
                 for w in range(max(2, int(3 * sc))):
                     pygame.gfxdraw.aacircle(s, x, y, int(rv + 3 * sc) + w, FOCAL_C)
@@ -560,14 +648,39 @@ class Renderer:
                 bx, by = x - int(rv), y + int(rv) + int(6 * sc)
                 pygame.draw.rect(s, (60, 20, 20), (bx, by, bw, bh))
                 pygame.draw.rect(s, _mix(WAR_C, (90, 220, 90), integ), (bx, by, max(1, int(bw * integ)), bh))
-            lab = self.text(str(v), "s", DIM)
-            s.blit(lab, (x - int(rv) - lab.get_width() - 2, y + int(rv * 0.2)))
         # 2. discs: exact alliance colour in the middle
         for v in occ:
             x, y, rv = int(sp[v, 0]), int(sp[v, 1]), int(rad[v])
             col = self.colours[int(va[v])]
             pygame.gfxdraw.filled_circle(s, x, y, rv, col)
             pygame.gfxdraw.aacircle(s, x, y, rv, _mix(col, (0, 0, 0), 0.55))
+
+    def _draw_labels(self, s, i):
+        """Labels on top, where they overlap nothing: "site number | alliance tag"."""
+        va = self.v_alliance[i]
+        rad = self.village_radius(i)
+        for v in np.nonzero(self.replay.owner[i] >= 0)[0]:
+            self._draw_label(s, v, int(va[v]), rad[v])
+
+    def _draw_label(self, s, v: int, a: int, rv: float):
+        x, y, w, h = self.label_rects[v]
+        cx, cy = self.screen_pos[v]
+        tag = self._tag_box(a)
+        width = self.label_num_w + tag.get_width()
+        if x + w / 2 < cx:  # left of the site: hug it from the right end of the reserved box
+            x = x + w - width
+        # A leader line when the label sits away from its village (crowded spots).
+        nx, ny = float(np.clip(cx, x, x + width)), float(np.clip(cy, y, y + h))
+        dist = math.hypot(nx - cx, ny - cy)
+        if dist > self.site_reach[v] + 0.5 * h:
+            k = rv / max(dist, 1e-6)
+            pygame.draw.aaline(s, (175, 180, 190), (cx + (nx - cx) * k, cy + (ny - cy) * k), (nx, ny))
+        box = pygame.Rect(int(x), int(y), int(width), int(h))
+        pygame.draw.rect(s, (14, 16, 20), box)
+        pygame.draw.rect(s, (10, 10, 12), box, 1)
+        num = self.text(str(v), "s", DIM)
+        s.blit(num, (box.x + (self.label_num_w - num.get_width()) // 2, box.y + 1))
+        s.blit(tag, (box.x + self.label_num_w, box.y))
 
     def _draw_header(self, s, i, tf, status):
         r = self.replay
@@ -648,7 +761,7 @@ class Renderer:
             pygame.draw.line(s, RULE, (x0, y), (x0 + w, y))
             return y + 3
 
-        title = self.fit(str(r.meta.get("scenario", "")), "l", w)
+        title = self.fit(self.title or str(r.meta.get("scenario", "")), "l", w)
         s.blit(self.text(title, "l", TEXT), (x0, y))
         y += self.font_l.get_linesize()
         ep = r.meta.get("episode_length")
@@ -667,6 +780,9 @@ class Renderer:
         res = "   ".join(f"{nm} {int(v)}" for nm, v in zip(self.resource_names, self.f_res[i]))
         s.blit(self.text(self.fit(f"villages {nv}   {res}" if alive else "eliminated", "n", w), "n", TEXT if alive else WAR_C), (x0, y))
         y += lh
+
+        if self.has_choices:
+            y = self._draw_choice_panel(s, i, x0, y, w, section)
 
         # Army composition
         y = section("ARMY  (home | away)", y)
@@ -742,6 +858,103 @@ class Renderer:
             y += sh
             k -= 1
 
+    # ------------------------------------------------------------------------------
+    # the agent's choice (replays recorded with choices)
+    # ------------------------------------------------------------------------------
+    def _draw_choice_arrows(self, s, i):
+        """The chosen target (a bold arrow from the focal player's strongest village, or a
+        bold ring on its own village) and the next-best targets (thin dashed, with their
+        probability), coloured by the target's relation to the focal alliance."""
+        r = self.replay
+        chosen = choices.decode(r, i, r.choice_action[i])
+        if chosen is None or not r.player_active[i, self.focal]:
+            return
+        src = choices.source_village(r, i)
+        rad = self.village_radius(i)
+        # Next-best targets worth a look (the panel lists them all, the map those of >= 2%).
+        # One mark per site (several verbs on one site: the most probable), none on the chosen site.
+        alts, seen = [], {chosen.village}
+        for d, p in choices.alternatives(r, i):
+            if d.village >= 0 and d.village not in seen and not p < MAP_MIN_PROB:
+                alts.append((d, p))
+                seen.add(d.village)
+        captions = []
+        for d, p in alts[::-1] + [(chosen, float(r.choice_prob[i]))]:  # the best drawn last, on top
+            if d.village < 0:
+                continue
+            bold = d is chosen
+            col = TARGET_STYLE[d.relation]
+            p1 = self.screen_pos[d.village]
+            reach = rad[d.village] + (6 if bold else 4) * self.scale
+            at_home = int(r.owner[i, d.village]) == self.focal  # build / train: no journey
+            if at_home or src < 0:
+                _ring(s, p1, reach, col, bold)  # build/train at home: a ring, no arrow
+                spots = [(p1[0] + reach, p1[1] - reach)]
+            else:
+                p0 = self.screen_pos[src]
+                spots = _arrow(s, p0, p1, rad[src] + 3 * self.scale, reach, col, bold, self.scale)
+            if not bold and np.isfinite(p):
+                lab = self.text(f"{100 * p:.0f}%", "sb", col)
+                boxes = [pygame.Rect(int(x) + 3, int(y) - lab.get_height(), lab.get_width(), lab.get_height())
+                         for x, y in spots]
+                box = next((b for b in boxes if b.collidelist(captions) < 0), boxes[0])
+                captions.append(box)
+                s.blit(lab, box.topleft)
+
+    def _draw_choice_panel(self, s, i, x0, y, w, section) -> int:
+        r = self.replay
+        sh = self.small_h
+        value = self.value_series[i]
+        head = "AGENT'S CHOICE" + (f"   value {value:+.2f}" if np.isfinite(value) else "")
+        y = section(head, y)
+        chosen = choices.decode(r, i, r.choice_action[i])
+        if chosen is None or not r.player_active[i, self.focal]:
+            why = "eliminated: nothing to choose" if not r.player_active[i, self.focal] else "no decision at this frame"
+            s.blit(self.text(why, "s", DIM), (x0, y))
+            y += sh
+            if self.has_value:
+                y = self._value_sparkline(s, pygame.Rect(x0, y + 2, w, int(1.6 * sh)), i) + 2
+            return y
+        p = float(r.choice_prob[i])
+        pct = f"{100 * p:3.0f}% " if np.isfinite(p) else ""
+        col = TARGET_STYLE.get(chosen.relation, TEXT)
+        s.blit(self.text(self.fit(f"> {pct}{chosen.text}", "sb", w), "sb", col), (x0, y))
+        y += sh
+        if not self.has_choice_probs:
+            s.blit(self.text("scripted policy: no probabilities", "s", DIM), (x0, y))
+            return y + sh
+        pct_w = self.font_s.size("100% ")[0]
+        for d, q in choices.alternatives(r, i):
+            if d.action == chosen.action:
+                continue
+            c = TARGET_STYLE.get(d.relation, DIM)
+            if np.isfinite(q):  # the probability as a bar behind the row
+                pygame.draw.rect(s, _mix(c, PANEL_BG, 0.72), (x0 + 8, y + 1, max(1, int((w - 8) * q)), sh - 2))
+            s.blit(self.text(f"{100 * q:.0f}%", "s", TEXT), (x0 + 10, y))
+            s.blit(self.text(self.fit(d.text, "s", w - pct_w - 12), "s", c), (x0 + pct_w + 12, y))
+            y += sh
+        if self.has_value:
+            y = self._value_sparkline(s, pygame.Rect(x0, y + 2, w, int(1.6 * sh)), i) + 2
+        return y
+
+    def _value_sparkline(self, s, rect, i):
+        """The value estimate over the episode, with the current frame marked."""
+        pygame.draw.rect(s, (28, 31, 38), rect)
+        v = self.value_series
+        ok = np.nonzero(np.isfinite(v))[0]
+        T = max(self.T - 1, self.span, 1)
+        lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        span = hi - lo if hi > lo else 1.0
+        xs = rect.x + rect.w * ok / T
+        ys = rect.bottom - 2 - (rect.h - 4) * (v[ok] - lo) / span
+        if len(ok) >= 2:
+            pygame.draw.lines(s, VALUE_C, False, np.stack([xs, ys], -1).tolist(), 1)
+        x = rect.x + rect.w * i / T
+        pygame.draw.line(s, TEXT, (x, rect.y), (x, rect.bottom - 1))
+        lab = self.text(f"value {lo:+.1f}..{hi:+.1f}", "s", VALUE_C)
+        s.blit(lab, (rect.right - lab.get_width() - 2, rect.y))
+        return rect.bottom
+
     def _sparkline(self, s, rect, i):
         """Cumulative reward and intended score up to frame i (each scaled to its own range)."""
         pygame.draw.rect(s, (28, 31, 38), rect)
@@ -797,7 +1010,25 @@ class Renderer:
         pygame.draw.line(s, RUIN_C, (x, cy + k), (x + 2 * k, cy - k), 2)
         lab = self.text("ruin", "s", DIM)
         s.blit(lab, (x + 2 * k + 4, y))
-        return y + sh
+        y += sh
+        if self.has_choices:  # the agent's choice: bold arrow chosen, dashed next best, coloured by relation
+            x, cy = x0, y + sh / 2
+            pygame.draw.line(s, c, (x, cy), (x + 4 * h, cy), 3)
+            lab = self.text("chose", "s", DIM)
+            s.blit(lab, (x + 4 * h + 4, y))
+            x += 4 * h + lab.get_width() + 10
+            _dashed(s, (x, cy), (x + 4 * h, cy), c, 1, 3)
+            lab = self.text("next", "s", DIM)
+            s.blit(lab, (x + 4 * h + 4, y))
+            x += 4 * h + lab.get_width() + 10
+            for rel in ("war", "peace", "ally", "barbarian", "own", "free"):
+                lab = self.text("barb." if rel == "barbarian" else rel, "s", TARGET_STYLE[rel])
+                if x + lab.get_width() > x0 + w:
+                    break
+                s.blit(lab, (x, y))
+                x += lab.get_width() + 6
+            y += sh
+        return y
 
     def _draw_details(self, s, i, v):
         r = self.replay
@@ -869,21 +1100,13 @@ def _have_pil() -> bool:
     return True
 
 
-def export(replay: Replay, out, size=(960, 600), fps: float = 10.0, substeps: int = 1, start: int = 0,
-           stop: int | None = None, every: int = 1) -> Path:
-    """Write frames ``start..stop`` (every ``every``-th) as a GIF (``out`` ends with .gif) or PNGs.
-
-    ``substeps > 1`` adds interpolated frames between ticks (armies glide). A GIF has
-    ``len(range(start, stop, every))`` frames times ``substeps`` (less the sub-frames
-    after the last one). PNGs go to the folder ``out`` as ``frame_00000.png``...
-    Returns ``out`` as a Path.
-    """
-    out = Path(out)
-    T = replay.n_frames
-    stop = T if stop is None else min(int(stop), T)
+def film_times(n_frames: int, start: int = 0, stop: int | None = None, every: int = 1, substeps: int = 1) -> list:
+    """Frame times of a film: frames ``start..stop`` (every ``every``-th), with ``substeps - 1``
+    interpolated times between consecutive ones."""
+    stop = n_frames if stop is None else min(int(stop), n_frames)
     ticks = list(range(int(start), stop, max(1, int(every))))
     if not ticks:
-        raise ValueError(f"export: no frames in range({start}, {stop}, {every}) of a {T}-frame replay")
+        raise ValueError(f"export: no frames in range({start}, {stop}, {every}) of a {n_frames}-frame replay")
     substeps = max(1, int(substeps))
     times = []
     for k, f in enumerate(ticks):
@@ -891,27 +1114,60 @@ def export(replay: Replay, out, size=(960, 600), fps: float = 10.0, substeps: in
         if k + 1 < len(ticks):
             nxt = ticks[k + 1]
             times += [f + (nxt - f) * j / substeps for j in range(1, substeps)]
-    rend = Renderer(replay, size)
-    if out.suffix.lower() == ".gif":
+    return times
+
+
+def write_film(drawer, out, times, fps: float = 10.0, substeps: int = 1) -> Path:
+    """Frames ``times`` of ``drawer`` (a ``Renderer`` or ``SideBySide``) as a GIF (``out``
+    ends with .gif, needs Pillow), one PNG (``out`` ends with .png: the first time only)
+    or a folder of PNGs ``frame_00000.png``..."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(drawer.draw(times[0]), str(out))
+        return out
+    if suffix == ".gif":
         if not _have_pil():
             raise RuntimeError("GIF export needs Pillow (pip install pillow); or export PNG frames to a folder")
         from PIL import Image
 
         # One palette for the whole film (from a few sample frames): stable colours, fast.
         sample_t = sorted({times[0], times[len(times) // 3], times[2 * len(times) // 3], times[-1]})
-        sample = np.concatenate([rend.frame(t) for t in sample_t], 0)
+        sample = np.concatenate([drawer.frame(t) for t in sample_t], 0)
         palette = Image.fromarray(sample).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-        frames = [Image.fromarray(rend.frame(t)).quantize(palette=palette, dither=Image.Dither.NONE) for t in times]
-        duration = max(20, int(round(1000.0 / (fps * substeps))))
+        frames = [Image.fromarray(drawer.frame(t)).quantize(palette=palette, dither=Image.Dither.NONE) for t in times]
+        duration = max(20, int(round(1000.0 / (fps * max(1, int(substeps))))))
         out.parent.mkdir(parents=True, exist_ok=True)
         frames[0].save(out, save_all=True, append_images=frames[1:], duration=duration, loop=0, optimize=False,
                        disposal=1)
         return out
     out.mkdir(parents=True, exist_ok=True)
     for k, t in enumerate(times):
-        surf = rend.draw(t)
-        pygame.image.save(surf, str(out / f"frame_{k:05d}.png"))
+        pygame.image.save(drawer.draw(t), str(out / f"frame_{k:05d}.png"))
     return out
+
+
+def export(replay: Replay, out, size=DEFAULT_EXPORT_SIZE, fps: float = 10.0, substeps: int = 1, start: int = 0,
+           stop: int | None = None, every: int = 1) -> Path:
+    """Write frames ``start..stop`` (every ``every``-th) as a GIF (``out`` ends with .gif) or PNGs.
+
+    ``substeps > 1`` adds interpolated frames between ticks (armies glide). A GIF has
+    ``len(range(start, stop, every))`` frames times ``substeps`` (less the sub-frames
+    after the last one). PNGs go to the folder ``out`` as ``frame_00000.png``...
+    Returns ``out`` as a Path. (A still of one tick: ``export_still``.)
+    """
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        raise ValueError(f"export: {str(out)!r} is a single PNG; use export_still(replay, out, tick) for one frame")
+    times = film_times(replay.n_frames, start, stop, every, substeps)
+    return write_film(Renderer(replay, size), out, times, fps, substeps)
+
+
+def export_still(replay: Replay, out, tick: int | None = None, size=DEFAULT_EXPORT_SIZE) -> Path:
+    """One PNG of the frame at game tick ``tick`` (default: the last frame), for papers."""
+    frame = replay.n_frames - 1 if tick is None else replay.frame_of_tick(int(tick))
+    return write_film(Renderer(replay, size), Path(out), [float(frame)])
 
 
 # ----------------------------------------------------------------------------------
@@ -921,9 +1177,10 @@ def export(replay: Replay, out, size=(960, 600), fps: float = 10.0, substeps: in
 SPEEDS = (0.5, 1, 2, 4, 8, 16, 32, 64)
 
 
-def run_viewer(replay: Replay, size=(1280, 800), speed: float = 8.0, start: float = 0.0, fps: int = 60,
-               max_iterations: int | None = None) -> float:
-    """Open a resizable window and play the replay; returns the frame shown last.
+def run_viewer(replay: Replay, size=WINDOW_SIZE, speed: float = 8.0, start: float = 0.0, fps: int = 60,
+               max_iterations: int | None = None, other: Replay | None = None) -> float:
+    """Open a resizable window and play the replay (with ``other``: both side by side on
+    one timeline); returns the frame shown last.
 
     Keys: space play/pause, Right/Left step one frame, Up/Down faster/slower,
     Home/End first/last frame, Esc/Q quit. Mouse: click/drag the timeline to seek,
@@ -934,14 +1191,19 @@ def run_viewer(replay: Replay, size=(1280, 800), speed: float = 8.0, start: floa
     pygame.font.init()
     screen = pygame.display.set_mode(size, pygame.RESIZABLE)
     pygame.display.set_caption(f"villages replay - {replay.meta.get('scenario', '')}")
-    rend = Renderer(replay, screen.get_size())
+    if other is None:
+        rend = Renderer(replay, screen.get_size())
+    else:
+        from .side_by_side import SideBySide
+
+        rend = SideBySide(replay, other, screen.get_size())
     clock = pygame.time.Clock()
     t = float(start)
     playing = True
     speed_i = int(np.argmin([abs(s - speed) for s in SPEEDS]))
     selected = None
     dragging = False
-    last = max(replay.n_frames - 1, 0)
+    last = max(rend.T - 1, 0)
     it = 0
     try:
         running = True

@@ -162,10 +162,21 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
         done = False
         while not done:
             s = game.state
-            actions = np.asarray(policy.act(obs, mask, s.key, s.tick), dtype=np.int64)
+            explain = recorder is not None and callable(getattr(policy, "act_with_choice", None))
+            if explain:  # the recorded world's choice comes from the forward pass that made it
+                actions, choice = policy.act_with_choice(obs, mask, s.key, s.tick)
+            else:
+                actions, choice = policy.act(obs, mask, s.key, s.tick), None
+            actions = np.asarray(actions, dtype=np.int64)
             if actions.shape != mask.shape[:2]:
                 raise ValueError(f"policy {name!r} returned actions of shape {actions.shape}, "
                                  f"expected {mask.shape[:2]} (worlds, focal seats)")
+            if recorder is not None:  # world 0, the first focal seat (the replay's focal player)
+                if choice is None:
+                    recorder.record_choice(actions[0, 0])
+                else:
+                    recorder.record_choice(actions[0, 0], choice.prob[0, 0], choice.top_actions[0, 0],
+                                           choice.top_probs[0, 0], choice.value[0, 0])
             obs, mask, reward, done, info = game.step(actions)
             acc.update(game, info["events"])
             if recorder is not None:
