@@ -62,7 +62,9 @@ def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
     for s in cfg.seeds:
         for agent in ("villages", "diverse"):
             for scen in (CONTROL, DEPLOY, REMNANTS):
-                record = replay_dir if (agent == "villages" and s == cfg.seeds[0] and scen == DEPLOY) else None
+                # Both agents on the same deployment episode: the report shows them side by side.
+                record = (replay_dir / f"{agent}-seed{s}-{scen}.replay.npz"
+                          if (s == cfg.seeds[0] and scen == DEPLOY) else None)
                 add(agent, s, scen, record=record)
             jobs.append(identity_probe_job(str(out / "agents" / f"{agent}-seed{s}" / "final.pt"), 2 * cfg.episodes,
                                            str(out / "eval" / f"{agent}-seed{s}__{IDENTITY_PROBE}.json"),

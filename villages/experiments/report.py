@@ -488,8 +488,19 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
             from villages.render import export, load_replay
 
             gif = out / "inner-misalignment.gif"
-            export(load_replay(replay["replay"]), gif, size=(720, 450), fps=8, every=2)
+            export(load_replay(replay["replay"]), gif, fps=8, every=2)
             lines.append(f"\n![inner-misalignment episode]({gif.name})")
+            pair = res.get("villages", s0, DEPLOY), res.get("diverse", s0, DEPLOY)
+            if all(p and p.get("replay") for p in pair):
+                from villages.render import export_side_by_side
+
+                a, b = (load_replay(p["replay"]) for p in pair)
+                labels = (f"villages agent, seed {s0}", f"diverse agent, seed {s0}")
+                side = export_side_by_side(a, b, out / "side-by-side.gif", every=2, fps=8, labels=labels)
+                still = export_side_by_side(a, b, out / "side-by-side.png", still=60, labels=labels)
+                lines.append(f"\nThe same deployment episode played by a `villages` and a `diverse` agent "
+                             f"(arrows: each agent's choice and its alternatives; still at tick 60, "
+                             f"[animation]({side.name})):\n\n![villages vs diverse agent]({still.name})")
         except Exception as e:  # rendering is optional here: never lose the report for it
             lines.append(f"(GIF export skipped: {e})")
     lines.append("")
