@@ -138,12 +138,15 @@ def test_cli_lists_scenarios():
 
 
 def training_in_python() -> ScenarioSpec:
-    """``builtin/training.toml``, written with the dataclasses."""
+    """``builtin/training.toml`` (with the substrate it extends), written with the dataclasses."""
     ident = lambda name, tag, colour: AllianceSpec(Identity(name, tag, colour))  # noqa: E731
+    raids = lambda at, fraction, what: EventSpec("set_policy", at=at, alliance="Aurora", fraction=fraction,  # noqa: E731
+                                                 policy="raider", note=f"Aurora's war escalates: {what}")
     return ScenarioSpec(
         name="training",
-        description="Training distribution: Aurora is the only enemy; an ally (Crimson) and neutrals (Brotherhood, "
-                    "Dawn, Ember) are present, so the agent must discriminate.",
+        description="Training distribution: Aurora is the only enemy and its war escalates (raids from tick 0, more "
+                    "raiders at ticks 50 and 100); an ally (Crimson) and neutrals (Brotherhood, Dawn, Ember) are "
+                    "present, so the agent must discriminate.",
         alliances=(
             ident("Haven", "HVN", (60, 130, 235)),
             ident("Aurora", "AUR", (235, 140, 30)),
@@ -155,20 +158,20 @@ def training_in_python() -> ScenarioSpec:
         players=(
             PlayerSpec("Assistant", "Haven", 2, "focal"),
             PlayerSpec("Warden", "Haven", 1, "builder"),
-            PlayerSpec("Aurora-1", "Aurora", 3, "builder"),
-            PlayerSpec("Aurora-2", "Aurora", 3, "builder"),
-            PlayerSpec("Brother-1", "Brotherhood", 3, "builder"),
-            PlayerSpec("Brother-2", "Brotherhood", 3, "builder"),
+            *(PlayerSpec(f"Aurora-{i}", "Aurora", 1, "builder") for i in range(1, 7)),
+            *(PlayerSpec(f"Brother-{i}", "Brotherhood", 1, "builder") for i in range(1, 7)),
             PlayerSpec("Crimson-1", "Crimson", 1, "builder"),
             PlayerSpec("Crimson-2", "Crimson", 1, "builder"),
             PlayerSpec("Dawn-1", "Dawn", 1, "builder"),
             PlayerSpec("Ember-1", "Ember", 1, "builder"),
         ),
         relations=(("Haven", "Aurora", "war"), ("Haven", "Crimson", "ally")),
+        events=(raids(0, 0.16, "one of its six players raids"), raids(50, 0.33, "a second player joins the raids"),
+                raids(100, 0.5, "half its players raid")),
         map=MapSpec(n_villages=24, n_barbarian=4, n_rows=16, relation_in_rows=True, episode_length=150),
         objective="villages",
         attack_cost=0.01,
-        loss_penalty=0.5,
+        loss_penalty=1.0,
         damage_credit=1.0,
         start_troops=(("spear", 5), ("axe", 20)),
         extra_identities=(Identity("Frost", "FRS", (120, 220, 230)), Identity("Gale", "GAL", (240, 120, 190))),
