@@ -267,7 +267,7 @@ def _read_toml(text_of, where: str) -> dict:
     try:
         text = text_of()
     except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(where, "<file>", "a readable UTF-8 TOML file", str(e)) from None
+        raise ScenarioError(where, "<file>", "a readable TOML file (UTF-8)", str(e)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
