@@ -213,8 +213,11 @@ def policy_dependence(res: "Results", seeds) -> dict:
             row = [who if who in BOTS else f"{who} agents"]
             out[who] = {}
             for name, _ in POLICY_METRICS:
-                v = np.concatenate(_values(res, who, seeds, scen, name) or [np.array([])])
+                parts = _values(res, who, seeds, scen, name)
+                v = np.concatenate(parts or [np.array([])])
                 out[who][name] = list(bootstrap_ci(v)[:3])
+                if who not in BOTS:
+                    out[who][f"{name}_per_seed"] = [nanmean(x) for x in parts]
                 row.append(ci_str(v))
             alive = np.concatenate(_values(res, who, seeds, scen, "alive_ticks") or [np.array([])])
             out[who]["median_alive_ticks"] = float(np.median(alive)) if len(alive) else math.nan

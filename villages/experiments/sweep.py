@@ -48,7 +48,8 @@ def _content(spec):
     from villages.scenarios.spec import Diversity
 
     diversity = spec.diversity if spec.diversity.fraction > 0 else Diversity()
-    return dataclasses.replace(spec, name="", description="", tags=(), diversity=diversity)
+    events = tuple(dataclasses.replace(e, note="") for e in spec.events)  # notes are for people, not the game
+    return dataclasses.replace(spec, name="", description="", tags=(), diversity=diversity, events=events)
 
 
 def _tag(f: float) -> str:
