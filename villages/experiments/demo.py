@@ -80,7 +80,7 @@ def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
 
 def run_demo(out: Path = Path("runs/demo"), quick: bool = False, n_seeds: int = 3, cfg: DemoConfig | None = None,
              log=print) -> Path:
-    out = Path(out)
+    out = Path(out).resolve()  # absolute: the results name replays and checkpoints that any cwd can open
     cfg = cfg or (DemoConfig.quick(n_seeds) if quick else DemoConfig(seeds=tuple(range(n_seeds))))
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_config.json").write_text(json.dumps({**cfg.__dict__, "quick": quick}, indent=1))

@@ -500,9 +500,9 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                 a, b = (load_replay(p["replay"]) for p in pair)
                 labels = (f"villages agent, seed {s0}", f"diverse agent, seed {s0}")
                 side = export_side_by_side(a, b, out / "side-by-side.gif", every=2, fps=8, labels=labels)
-                still = export_side_by_side(a, b, out / "side-by-side.png", still=60, labels=labels)
+                still = export_side_by_side(a, b, out / "side-by-side.png", still=20, labels=labels)
                 lines.append(f"\nThe same deployment episode played by a `villages` and a `diverse` agent "
-                             f"(arrows: each agent's choice and its alternatives; still at tick 60, "
+                             f"(arrows: each agent's choice and its alternatives; still at tick 20, "
                              f"[animation]({side.name})):\n\n![villages vs diverse agent]({still.name})")
         except Exception as e:  # rendering is optional here: never lose the report for it
             lines.append(f"(GIF export skipped: {e})")
