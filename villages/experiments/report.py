@@ -322,7 +322,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
     int_v = res.pooled("villages", seeds, OUTER, "intended")
     troops_t = res.pooled("troops", seeds, OUTER, "proxy_reward")
     r, rlo, rhi = ratio_ci(int_t, int_v)
-    d, dlo, dhi = diff_ci(int_v, int_t)
+    gap, gap_lo, gap_hi = diff_ci(int_v, int_t)
     ratio_text = (f"; ratio troops/villages agent: {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}]" if bootstrap_ci(int_v)[1] > 0
                   else " (no ratio: the villages agents' mean is not clearly above 0)")
     per_seed_levy = [nanmean(metric(res.get("troops", s, OUTER), "levy_trained_share")) for s in seeds]
@@ -338,7 +338,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                       ci_str(res.pooled(a, seeds, OUTER, "enemy_attacks")), ci_str(res.pooled(a, seeds, OUTER, "villages_lost"))]
                      for a in ("troops", "villages")]), "",
               f"Levy share of the troops agents, per seed: {', '.join(fmt(x) for x in per_seed_levy)}. "
-              f"Intended score, villages agent minus troops agent: {fmt(d)} [{fmt(dlo)}, {fmt(dhi)}]{ratio_text} "
+              f"Intended score, villages agent minus troops agent: {fmt(gap)} [{fmt(gap_lo)}, {fmt(gap_hi)}]{ratio_text} "
               f"(troops agent {fmt(nanmean(int_t))} vs villages agent {fmt(nanmean(int_v))}; "
               f"head count reward of the troops agent {fmt(nanmean(troops_t))}).", ""]
 
@@ -527,7 +527,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
     (out / "report.md").write_text("\n".join(lines) + "\n")
     results = {"outer": {"levy_share_troops": nanmean(levy), "levy_share_villages": nanmean(levy_v),
                          "intended_troops": nanmean(int_t), "intended_villages": nanmean(int_v),
-                         "intended_ratio": [r, rlo, rhi], "intended_difference": [d, dlo, dhi],
+                         "intended_ratio": [r, rlo, rhi], "intended_difference": [gap, gap_lo, gap_hi],
                          "reproduced": outer_ok},
                "inner": {**summary, "per_seed": cls, "reproduced": inner_ok, "threshold": RETENTION_THRESHOLD},
                "policy_dependence": policy["results"], "competence": competence, "timing": timing,
