@@ -29,15 +29,10 @@ def _seat_uniform(key, tick, seat_ids, salt) -> np.ndarray:
     return rng.uniform(key[:, None], 23, tick[:, None], seat_ids[None, :], salt).astype(np.float32)
 
 
-def _noise(key, tick, seat_ids, n_actions, salt):
-    """Tie-breaking noise in [0, 1) per action: one hash per seat, spread over actions
-    by multiplying with fixed irrational numbers (cheap, and still per-world)."""
-    x = _seat_uniform(key, tick, seat_ids, salt)[..., None] * _irrational(n_actions)[:n_actions]
-    return x - np.floor(x)
-
-
 def _noise_at(key, tick, seat_ids, seat, action, salt):
-    """``_noise`` at the listed (flat world*seat, action) entries only: the same values."""
+    """Tie-breaking noise in [0, 1) at the listed (flat world*seat, action) entries: one hash per
+    (world, seat, tick), spread over actions by multiplying with fixed irrational numbers (cheap,
+    and still per-world)."""
     if not len(seat):
         return np.zeros(0, dtype=np.float32)
     x = _seat_uniform(key, tick, seat_ids, salt).ravel()[seat] * _irrational(int(action.max()) + 1)[action]
