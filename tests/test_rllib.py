@@ -75,13 +75,13 @@ def test_module_wraps_project_net_and_masks():
 
     env = parallel_env(scenario="training", agents="focal")
     cfg = game_config(load("training"))
-    mod = rllib.VillagesTorchRLModule(observation_space=env.observation_space("Assistant"),
-                                      action_space=env.action_space("Assistant"),
+    mod = rllib.VillagesTorchRLModule(observation_space=env.observation_space("focal_0"),
+                                      action_space=env.action_space("focal_0"),
                                       model_config=model_config(RLlibArgs(), cfg))
     net = build_net("entity", observation_layout(cfg), action_layout(cfg), 64)
     net.load_state_dict(module_state_to_net_state(mod.state_dict()))  # strict 1:1 mapping
     obs, _ = env.reset(seed=3)
-    o = obs["Assistant"]
+    o = obs["focal_0"]
     batch = {Columns.OBS: {"observation": torch.as_tensor(o["observation"])[None],
                            "action_mask": torch.as_tensor(o["action_mask"])[None]}}
     logits = mod.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
