@@ -83,3 +83,15 @@ def _two_focal_spec():
     players = list(spec.players)
     players[1] = dataclasses.replace(players[1], policy="focal")
     return dataclasses.replace(spec, players=tuple(players))
+
+
+def test_import_villages_registers_ids_without_heavy_imports():
+    """`import villages` registers the Gymnasium ids with string entry points: the engine's
+    users do not pay for torch, pettingzoo, pygame or Ray."""
+    import subprocess
+    import sys
+
+    code = ("import sys, villages.game, gymnasium; assert 'villages/Focal-v0' in gymnasium.registry; "
+            "print(sorted(m for m in ('torch', 'pettingzoo', 'pygame', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
