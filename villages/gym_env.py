@@ -106,9 +106,8 @@ class FocalVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 16, scenario="training", obs_format: str = "dict",
-                 invalid_action: str = "noop", max_cycles: int | None = None, config=None, **_ignored):
-        """Arguments as ``FocalEnv``'s, plus ``num_envs`` worlds. (``make_vec`` passes its
-        own keywords, such as ``render_mode``; they are ignored.)"""
+                 invalid_action: str = "noop", max_cycles: int | None = None, config=None):
+        """Arguments as ``FocalEnv``'s, plus ``num_envs`` worlds."""
         if action_index(num_envs, 2**20) is None or int(num_envs) < 1:
             raise ValueError(f"num_envs must be an integer in [1, 2**20), got {num_envs!r}")
         self.obs_format = check_choice("obs_format", obs_format, OBS_FORMATS)
