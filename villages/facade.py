@@ -45,9 +45,12 @@ def check_choice(name: str, value, choices) -> str:
 
 def action_index(action, n_actions: int) -> int | None:
     """The action index ``action`` names, or None when it is not an integer in range."""
-    if isinstance(action, (bool, np.bool_)):
+    kind = type(action)
+    if kind is int or kind is np.int64:  # the common cases first (this runs per agent per step)
+        a = int(action)
+    elif isinstance(action, (bool, np.bool_)):
         return None
-    if isinstance(action, (int, np.integer)):
+    elif isinstance(action, (int, np.integer)):
         a = int(action)
     elif isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
         a = int(action)

@@ -176,17 +176,22 @@ class parallel_env(ParallelEnv):
         row = act[0]
         seat = self._seat
         live_set = self._live_set
+        legal = self.game.mask[0]
+        n = self._n_actions
         invalid = set()
-        for agent in actions:  # check every action before any takes effect
+        for agent, action in actions.items():  # every action is checked before any takes effect
             if agent not in live_set:
                 if agent not in seat:
                     raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
                 continue  # actions of agents that are done are ignored
-            a = self.check_action(agent, actions[agent])
-            if a is None:
-                invalid.add(agent)
+            k = seat[agent]
+            a = action_index(action, n)
+            if a is not None and legal[k, a]:
+                row[k] = a
+            elif self.invalid_action == "raise":
+                raise InvalidActionError(describe_illegal(agent, action, self.action_layout))
             else:
-                row[seat[agent]] = a
+                invalid.add(agent)
         obs, mask, reward, done, info = self.game.step(act)
         live = self._live
         players = self._players
