@@ -178,3 +178,7 @@ def test_human_window_closed_by_user_stops_drawing():
 def test_pettingzoo_render_test():
     render_test(lambda render_mode: villages.env(render_mode=render_mode, render_fps=0, render_size=SIZE,
                                                  max_cycles=20))
+
+
+def test_pettingzoo_render_test_default_constructor():
+    render_test(villages.env)

@@ -7,51 +7,86 @@ import types
 import numpy as np
 import pytest
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test, seed_test
+from pettingzoo.test.state_test import state_test
 
 import villages
+from villages.facade import state_size
 from villages.pettingzoo_env import InvalidActionError
 from villages.policies import make_policy
 
 FOCAL = dict(scenario="inner-misalignment", agents="focal")
 
 # PettingZoo's recommendations that this env departs from by design: dict observations with an
-# action mask, and agents named after the scenario's players.
+# action mask, unbounded feature and state spaces.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Observation space for each agent probably should be"),
-    pytest.mark.filterwarnings("ignore:We recommend agents to be named"),
     pytest.mark.filterwarnings("ignore:Observation is not a NumPy array"),
+    pytest.mark.filterwarnings("ignore:.*(minimum|maximum) (observation|state) space value is"),
+    pytest.mark.filterwarnings("ignore:.*space value is (-)?infinity"),
 ]
 
 
-def test_parallel_api():
-    parallel_api_test(villages.parallel_env(max_cycles=40), num_cycles=100)
+# The whole kit on the default constructors, with no extra arguments (the samplers of
+# seed_test and max_cycles_test draw actions without the mask: illegal ones are no-ops).
+def test_parallel_api_default():
+    parallel_api_test(villages.parallel_env(), num_cycles=200)
+
+
+def test_aec_api_default():
+    api_test(villages.env(), num_cycles=200)
+
+
+def test_seed_default():
+    seed_test(villages.env)
+    parallel_seed_test(villages.parallel_env)
+
+
+def test_max_cycles_default():
+    max_cycles_test(villages)
+
+
+def test_state_default():
+    state_test(villages.env(), villages.parallel_env())
+    env = villages.parallel_env()
+    env.reset(seed=3)
+    s = env.state()
+    assert isinstance(s, np.ndarray) and s.dtype == np.float32 and env.state_space.contains(s)
+    assert s.shape == (state_size(env.game.state),)
 
 
 def test_parallel_api_focal():
     parallel_api_test(villages.parallel_env(max_cycles=40, **FOCAL), num_cycles=100)
 
 
-def test_aec_api():
-    api_test(villages.env(max_cycles=30), num_cycles=40)
-
-
 def test_aec_api_focal():
     api_test(villages.env(max_cycles=30, **FOCAL), num_cycles=40)
 
 
-@pytest.mark.parametrize("kw", [{}, FOCAL], ids=["all", "focal"])
-def test_seed(kw):
-    seed_test(lambda: villages.env(max_cycles=20, **kw), num_cycles=20)
-    # The parallel seed test samples actions without the mask: execute illegal ones as no-ops.
-    parallel_seed_test(lambda: villages.parallel_env(invalid_action="noop", max_cycles=20, **kw), num_cycles=20)
+def test_seed_focal():
+    seed_test(lambda: villages.env(max_cycles=20, **FOCAL), num_cycles=20)
+    parallel_seed_test(lambda: villages.parallel_env(max_cycles=20, **FOCAL), num_cycles=20)
 
 
-def test_max_cycles():
-    shim = types.SimpleNamespace(
-        parallel_env=lambda **kw: villages.parallel_env(invalid_action="noop", **kw),
-        env=lambda **kw: villages.env(invalid_action="noop", **kw),
-    )
-    max_cycles_test(shim)
+def test_flat_observations_carry_the_mask_in_infos():
+    api_test(villages.env(obs_format="flat", max_cycles=20), num_cycles=20)
+    env = villages.parallel_env(obs_format="flat", **FOCAL)
+    obs, infos = env.reset(seed=5)
+    ref = villages.parallel_env(**FOCAL)
+    robs, _ = ref.reset(seed=5)
+    n_obs = robs["focal_0"]["observation"].size
+    assert env.observation_space("focal_0").contains(obs["focal_0"])
+    assert np.array_equal(obs["focal_0"][:n_obs], robs["focal_0"]["observation"])
+    assert np.array_equal(obs["focal_0"][n_obs:], robs["focal_0"]["action_mask"])
+    assert np.array_equal(infos["focal_0"]["action_mask"], robs["focal_0"]["action_mask"])
+
+
+def test_agents_are_named_by_role_and_map_to_players():
+    env = villages.parallel_env()
+    assert env.possible_agents == ["focal_0"] + [f"background_{i}" for i in range(9)]
+    assert env.agent_player["focal_0"] == "Assistant"
+    assert sorted(env.agent_player.values()) == sorted(env.spec.player_names)
+    assert villages.parallel_env(**FOCAL).possible_agents == ["focal_0"]
+    assert villages.parallel_env.metadata["name"] == "villages_v1"
 
 
 def test_reset_is_seeded_and_observations_fit_the_spaces():
@@ -67,8 +102,8 @@ def test_reset_is_seeded_and_observations_fit_the_spaces():
     assert any(not np.array_equal(o1[a]["observation"], o3[a]["observation"]) for a in env.agents)
 
 
-def test_illegal_action_raises_naming_agent_and_action():
-    env = villages.parallel_env(**FOCAL)
+def test_illegal_action_raises_in_strict_mode_naming_agent_and_action():
+    env = villages.parallel_env(invalid_action="raise", **FOCAL)
     obs, _ = env.reset(seed=1)
     agent = env.agents[0]
     illegal = int(np.flatnonzero(obs[agent]["action_mask"] == 0)[0])
@@ -77,16 +112,66 @@ def test_illegal_action_raises_naming_agent_and_action():
         env.step({agent: illegal})
     msg = str(info.value)
     assert repr(agent) in msg and str(illegal) in msg and name in msg
-    with pytest.raises(InvalidActionError, match="out of range"):
+    with pytest.raises(InvalidActionError, match="not an integer in"):
         env.step({agent: env.action_space(agent).n + 3})
     with pytest.raises(KeyError, match="unknown agent"):
         env.step({"Nobody": 0})
-    # The same action as a no-op, flagged in the infos.
-    env = villages.parallel_env(invalid_action="noop", **FOCAL)
+    assert int(env.game.state.tick[0]) == 0  # nothing was stepped
+    # By default the same action is a no-op, flagged in the infos.
+    env = villages.parallel_env(**FOCAL)
     env.reset(seed=1)
     _, _, _, _, infos = env.step({agent: illegal})
     assert infos[agent]["invalid"] is True
     assert env.game.state.invalid_actions.sum() == 0  # it never reached the engine
+
+
+NOT_ACTIONS = [0.7, 0.0, "0", None, True, np.float64(0.0), np.float32(1.0), -1, 267, 2**70, [0], np.array([0]),
+               np.array(0.0)]
+
+
+@pytest.mark.parametrize("action", NOT_ACTIONS, ids=repr)
+def test_only_integers_in_range_are_actions(action):
+    """The action contract, both APIs: anything but an in-range integer is a flagged no-op
+    by default, and an InvalidActionError (never another exception type) in strict mode."""
+    env = villages.parallel_env(**FOCAL)
+    env.reset(seed=1)
+    _, _, _, _, infos = env.step({"focal_0": action})
+    assert infos["focal_0"]["invalid"] is True
+    strict = villages.parallel_env(invalid_action="raise", **FOCAL)
+    strict.reset(seed=1)
+    with pytest.raises(InvalidActionError):
+        strict.step({"focal_0": action})
+    aec = villages.env(**FOCAL)
+    aec.reset(seed=1)
+    aec.step(action)
+    assert aec.infos["focal_0"]["invalid"] is True
+    aec = villages.env(invalid_action="raise", **FOCAL)
+    aec.reset(seed=1)
+    with pytest.raises(InvalidActionError):
+        aec.step(action)
+
+
+@pytest.mark.parametrize("action", [0, np.int64(0), np.int32(0), np.uint8(0), np.array(0)], ids=repr)
+def test_integer_types_are_actions(action):
+    env = villages.parallel_env(invalid_action="raise", **FOCAL)
+    env.reset(seed=1)
+    _, _, _, _, infos = env.step({"focal_0": action})
+    assert infos["focal_0"]["invalid"] is False
+
+
+def test_aec_env_is_not_stuck_after_an_illegal_action():
+    """In strict mode the AEC env refuses the action before storing it: the same agent can
+    then act legally and the episode goes on."""
+    env = villages.env(invalid_action="raise")
+    env.reset(seed=2)
+    for _ in range(3 * len(env.possible_agents)):
+        agent = env.agent_selection
+        mask = env.observe(agent)["action_mask"]
+        with pytest.raises(InvalidActionError):
+            env.step(int(np.flatnonzero(mask == 0)[0]))
+        assert env.agent_selection == agent
+        env.step(0)
+    assert int(env.unwrapped.game.state.tick[0]) == 3
 
 
 def test_episode_ends_by_truncation_at_episode_length():
@@ -112,7 +197,7 @@ def test_removed_agents_leave_agents_but_stay_possible():
     env = villages.parallel_env(scenario="inner-misalignment", agents="all", max_cycles=40)
     env.reset(seed=4)
     everyone = list(env.possible_agents)
-    aurora = [a for a in everyone if a.startswith("Aurora")]
+    aurora = [a for a in everyone if env.agent_player[a].startswith("Aurora")]
     assert aurora and set(env.agents) == set(everyone)
     bots = make_policy("raider", env.config)
     seat = env._seat

@@ -75,13 +75,13 @@ def test_module_wraps_project_net_and_masks():
 
     env = parallel_env(scenario="training", agents="focal")
     cfg = game_config(load("training"))
-    mod = rllib.VillagesTorchRLModule(observation_space=env.observation_space("Assistant"),
-                                      action_space=env.action_space("Assistant"),
+    mod = rllib.VillagesTorchRLModule(observation_space=env.observation_space("focal_0"),
+                                      action_space=env.action_space("focal_0"),
                                       model_config=model_config(RLlibArgs(), cfg))
     net = build_net("entity", observation_layout(cfg), action_layout(cfg), 64)
     net.load_state_dict(module_state_to_net_state(mod.state_dict()))  # strict 1:1 mapping
     obs, _ = env.reset(seed=3)
-    o = obs["Assistant"]
+    o = obs["focal_0"]
     batch = {Columns.OBS: {"observation": torch.as_tensor(o["observation"])[None],
                            "action_mask": torch.as_tensor(o["action_mask"])[None]}}
     logits = mod.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
@@ -182,3 +182,20 @@ def test_tune_trial_on_another_node_comes_home(ray_local, tmp_path):
     assert r["final"] == str(run / "final.pt") and (run / "final.pt").is_file() and (run / "metrics.jsonl").is_file()
     assert json.loads((run / "done.json").read_text())["final"] == str(run / "final.pt")
     assert r["last"]["global_step"] == 1024
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_rllib_own_pettingzoo_wrapper_with_its_action_masking_module(ray_local):
+    """examples/rllib_action_masking.py: RLlib's ParallelPettingZooEnv over every seat, one shared
+    ActionMaskingTorchRLModule (tiny budget)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "rllib_action_masking.py"
+    spec = importlib.util.spec_from_file_location("example_rllib_action_masking", path)
+    example = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = example
+    spec.loader.exec_module(example)
+    results = example.main(["--scenario", "inner-misalignment", "--max-cycles", "8", "--iterations", "1",
+                            "--batch", "160"])
+    assert len(results) == 1 and results[0].get("num_env_steps_sampled_lifetime", 0) >= 16, results

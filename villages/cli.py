@@ -7,6 +7,23 @@ from typing import Optional
 
 import typer
 
+SEEDS_HELP = "evaluation seeds: a list such as 0,1,2 or a range such as 0-9 (--seeds is such a list in every command)"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,5-7"`` -> [0, 1, 5, 6, 7]; a clear error for anything else."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        except ValueError:
+            raise typer.BadParameter(f"--seeds: expected integers >= 0 like 0,1,2 or 0-9, got {text!r}") from None
+    if not seeds:
+        raise typer.BadParameter(f"--seeds: the range {text!r} is empty")
+    return seeds
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="villages: a strategy-game testbed for outer and inner misalignment.")
 
@@ -25,14 +42,14 @@ def eval_(
     policy: str = typer.Argument(..., help="a checkpoint path or a built-in bot name (random, raider, builder, ...)"),
     scenario: str = typer.Option("inner-misalignment", help="built-in scenario name or a .toml path"),
     episodes: int = typer.Option(64, help="episodes per seed"),
-    seeds: str = typer.Option("0", help="comma-separated evaluation seeds"),
+    seeds: str = typer.Option("0", help=SEEDS_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write metrics as JSON here"),
     record: Optional[Path] = typer.Option(None, help="write a replay of the first episode into this folder"),
 ):
     """Run a focal policy in a scenario and report metrics with 95% bootstrap CIs."""
     from villages.scenarios.runner import cli_eval
 
-    cli_eval(policy, scenario, episodes, [int(s) for s in seeds.split(",")], json_out, record)
+    cli_eval(policy, scenario, episodes, parse_seeds(seeds), json_out, record)
 
 
 @app.command()
@@ -42,56 +59,44 @@ def compare(
     baseline: str = typer.Option("raider", help="the policy every one of them is compared with"),
     scenario: str = typer.Option("aurora-control", help="built-in scenario name or a .toml path"),
     episodes: int = typer.Option(64, help="episodes per evaluation seed"),
-    seeds: str = typer.Option("0", help="comma-separated evaluation seeds"),
+    seeds: str = typer.Option("0", help=SEEDS_HELP),
     metrics: str = typer.Option("proxy_reward,enemy_villages_destroyed,intended,attacks,peaceful_attacks"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the comparison as JSON here"),
 ):
     """Paired comparison on the same episodes: group - baseline per episode, with 95% bootstrap CIs."""
     from villages.scenarios.compare import cli_compare
 
-    cli_compare(policies, baseline, scenario, episodes, [int(s) for s in seeds.split(",")],
+    cli_compare(policies, baseline, scenario, episodes, parse_seeds(seeds),
                 [m.strip() for m in metrics.split(",") if m.strip()], json_out)
 
 
-@app.command()
-def train(
-    scenario: str = typer.Option("training"),
-    objective: Optional[str] = typer.Option(None, help="troops | villages | intended (default: the scenario's)"),
-    seed: int = typer.Option(0),
-    steps: Optional[int] = typer.Option(None, help="env-steps (default: the trainer's)"),
-    out: Path = typer.Option(Path("runs/train")),
-    resume: bool = typer.Option(False, help="resume from the last checkpoint in --out"),
-    backend: str = typer.Option("native", help="native | rllib"),
-    num_env_runners: int = typer.Option(0, help="rllib only: remote env runners (0 = sample in the driver; "
-                                            "fastest on a 2-core machine)"),
-    address: Optional[str] = typer.Option(None, help="rllib only: an existing Ray cluster"),
-):
-    """Train the assistant with PPO."""
-    if backend not in ("native", "rllib"):
-        raise typer.BadParameter(f"--backend must be native or rllib, got {backend!r}")
+def _run_training(backend: str, overrides: dict, out: Path, resume: bool) -> None:
     if backend == "rllib":
-        if resume:
-            raise typer.BadParameter("--resume is for the native trainer; an RLlib run restarts from scratch")
         from villages.train.rllib import cli_train
+    else:
+        from villages.train.ppo import cli_train
+    cli_train(overrides, out, resume=resume)
 
-        cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out,
-                  num_env_runners=num_env_runners, address=address)
-        return
-    from villages.train.ppo import cli_train
 
-    cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out, resume=resume)
+def _train_command():
+    from villages.train.options import make_train_command
+
+    return make_train_command(_run_training)
+
+
+app.command("train")(_train_command())
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo")),
     quick: bool = typer.Option(False, help="tiny smoke-run configuration"),
-    seeds: int = typer.Option(3),
+    n_seeds: int = typer.Option(3, help="training seeds per agent (seeds 0 .. N-1)"),
 ):
     """Train troops / villages / diverse agents from scratch, evaluate, write report.md."""
     from villages.experiments.demo import run_demo
 
-    run_demo(out=out, quick=quick, n_seeds=seeds)
+    run_demo(out=out, quick=quick, n_seeds=n_seeds)
 
 
 @app.command("sweep-diversity")
@@ -99,10 +104,10 @@ def sweep_diversity(
     out: Path = typer.Option(Path("runs/demo/sweep"), help="under the demo's folder, a re-run of `villages demo` "
                                                             "puts the sweep plot into its report"),
     fractions: str = typer.Option("0,0.1,0.25,0.5,0.75,0.85,0.9,0.95,1"),
-    seeds: int = typer.Option(3),
-    backend: str = typer.Option("local", help="local | ray"),
-    address: Optional[str] = typer.Option(None),
-    steps: Optional[int] = typer.Option(None),
+    n_seeds: int = typer.Option(3, help="training seeds per fraction (seeds 0 .. N-1)"),
+    executor: str = typer.Option("local", help="where the (native) training runs go: local | ray (Ray Tune)"),
+    address: Optional[str] = typer.Option(None, help="ray only: an existing Ray cluster"),
+    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the sweep's)"),
     reuse: Optional[Path] = typer.Option(Path("runs/demo/agents"), help="finished agents to reuse where their "
                                          "training settings are the same (0% is the demo's villages agents, 100% its "
                                          "diverse agents)"),
@@ -110,8 +115,14 @@ def sweep_diversity(
     """Retention and misgeneralization vs the share of training episodes with a randomized enemy."""
     from villages.experiments.sweep import run_sweep
 
-    run_sweep(out=out, fractions=[float(x) for x in fractions.split(",")], n_seeds=seeds, backend=backend,
-              address=address, steps=steps, reuse=reuse)
+    fractions: str = typer.Option("0,0.1,0.25,0.5,0.75,0.85,0.9,0.95,1"),
+    n_seeds: int = typer.Option(3, help="training seeds per fraction (seeds 0 .. N-1)"),
+    executor: str = typer.Option("local", help="where the (native) training runs go: local | ray (Ray Tune)"),
+    address: Optional[str] = typer.Option(None, help="ray only: an existing Ray cluster"),
+    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the sweep's)"),
+    reuse: Optional[Path] = typer.Option(Path("runs/demo/agents"), help="finished agents to reuse where their "
+                                         "training settings are the same (0% is the demo's villages agents, 100% its "
+                                         "diverse agents)"),
 
 
 @app.command()

@@ -6,7 +6,7 @@
     res[0]["final"], res[0]["last"]     # path of final.pt, last metrics row (with episode stats)
 
 Every config is one trial: ``villages.train.ppo.train(Args(**config), out_dir / name)``
-(``progress`` off). ``villages sweep-diversity --backend ray`` aggregates the results
+(``progress`` off). ``villages sweep-diversity --executor ray`` aggregates the results
 into the same report as the local backend. A trial whose ``done.json`` and ``final.pt``
 already exist is reused without running (resumable sweeps, like the local backend); a
 trial with a ``checkpoint.pt`` resumes from it.

@@ -281,7 +281,7 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
                  f"scenario (evaluation seed 0, world seeds disjoint from training). Same game rules for all agents."
                  + (" **Quick mode: too little training for conclusions; smoke run only.**" if quick else ""))
     lines.append(f"Wall time: training {timing['train_s']:.0f} s, evaluation {timing['eval_s']:.0f} s.")
-    lines.append("Reproduce: `villages demo" + (" --quick" if quick else "") + f" --seeds {len(seeds)}`. "
+    lines.append("Reproduce: `villages demo" + (" --quick" if quick else "") + f" --n-seeds {len(seeds)}`. "
                  "All intervals are 95% percentile-bootstrap CIs over episodes (pooled over seeds) unless marked "
                  "Clopper-Pearson (over training seeds).")
     lines.append("")

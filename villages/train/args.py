@@ -1,8 +1,18 @@
-"""Training arguments shared by the native and the RLlib trainers (no heavy imports)."""
+"""Training arguments of the native and the RLlib trainers (no heavy imports).
+
+Every field has a one-line docstring: ``villages train`` makes each field an option with
+that docstring as its help (``field_docs``), so this file is the one source of truth.
+"""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
+import textwrap
 from dataclasses import dataclass
+
+DEVICES = ("cpu", "cuda", "auto")  # NativeArgs.device; "auto" = cuda when available
 
 
 @dataclass
@@ -16,10 +26,11 @@ class ScenarioArgs:
     diversity: float | None = None
     """override the scenario's diversity fraction (share of episodes with a randomized enemy identity)"""
     relation_in_rows: bool | None = None
-    """override the scenario's observation setting"""
+    """override the scenario's observation setting (relations in the village rows, or only in the diplomacy table)"""
     banner_scale: float | None = None
     """override the salience (magnitude) of alliance identity features in observations"""
     seed: int = 0
+    """training seed (worlds, network initialisation, sampling)"""
 
 
 @dataclass
@@ -30,13 +41,81 @@ class PPOArgs(ScenarioArgs):
     arch: str = "entity"
     """entity (shared per-village encoder) | entity-concat | flat (MLP ablation)"""
     hidden: int = 64
+    """width of the network's hidden layers"""
     learning_rate: float = 1e-3
-    """Adam step size (linearly annealed to 0 when anneal_lr). 1e-3: at the demo budget (300k env-steps) agents
-    reach competence in the escalating-war scenarios; at 5e-4 they were still climbing (measured 2026-12-07)"""
+    """Adam learning rate at the start (see anneal_lr); 1e-3 reaches competence at the demo's 300k env-steps in the
+    escalating-war scenarios, where 5e-4 was still climbing (measured 2026-12-07)"""
     anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over the run"""
     gamma: float = 0.99
+    """discount factor"""
     gae_lambda: float = 0.95
+    """lambda of generalized advantage estimation"""
     clip_coef: float = 0.2
+    """PPO's surrogate clipping coefficient"""
     ent_coef: float = 0.01
+    """entropy bonus coefficient"""
     vf_coef: float = 0.5
+    """value loss coefficient"""
     max_grad_norm: float = 0.5
+    """gradient norm clipping"""
+
+
+@dataclass
+class NativeArgs(PPOArgs):
+    """The native trainer's settings (``villages.train.ppo``)."""
+
+    total_steps: int = 600_000
+    """env-steps (one per world per tick); rounded down to whole updates of num_worlds x num_steps"""
+    num_worlds: int = 128
+    """worlds stepped together by the batched engine"""
+    num_steps: int = 32
+    """rollout length per update"""
+    num_minibatches: int = 4
+    """minibatches per update epoch"""
+    update_epochs: int = 3
+    """epochs over each rollout"""
+    threads: int = 1
+    """torch intra-op threads per process (the engine runs in numpy on the main thread)"""
+    processes: int = 2
+    """1: all in this process; 2: a helper process acts in and steps half of the worlds and computes half of
+    every minibatch's gradient (results depend on this setting, not on the machine)"""
+    device: str = "cpu"
+    """cpu | cuda | auto (cuda if available): where the network is updated; rollouts always run on the CPU"""
+    tensorboard: bool = True
+    """also write the charts/* and losses/* metrics as TensorBoard event files (under tb/ in the run folder)"""
+    checkpoint_every: int = 20
+    """updates between checkpoints"""
+    progress: bool = True
+    """show a progress bar"""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_worlds * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_steps // self.batch_size)
+
+    @property
+    def trained_steps(self) -> int:
+        """The env-steps a run trains: total_steps rounded down to whole updates (at least one)."""
+        return self.num_updates * self.batch_size
+
+
+def field_docs(cls) -> dict[str, str]:
+    """{field: its docstring} for a dataclass and its bases (the string literal after each field)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs

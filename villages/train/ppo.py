@@ -19,10 +19,10 @@ weights. ``processes=1`` runs everything here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,38 +39,10 @@ from villages.policies.neural import (
 )
 from villages.scenarios import ScenarioGame, game_config, load
 
-from .args import PPOArgs, ScenarioArgs
+from .args import DEVICES, NativeArgs, ScenarioArgs
 
 
-@dataclass
-class Args(PPOArgs):
-    total_steps: int = 600_000
-    """env-steps (one per world per tick)"""
-    num_worlds: int = 128
-    num_steps: int = 32
-    """rollout length per update"""
-    num_minibatches: int = 4
-    update_epochs: int = 3
-    threads: int = 1
-    """torch intra-op threads per process (the engine runs in numpy on the main thread)"""
-    processes: int = 2
-    """1: all in this process; 2: a helper process acts in and steps half of the worlds and computes half of
-    every minibatch's gradient (results depend on this setting, not on the machine)"""
-    checkpoint_every: int = 20
-    """updates between checkpoints"""
-    progress: bool = True
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_worlds * self.num_steps
-
-    @property
-    def minibatch_size(self) -> int:
-        return self.batch_size // self.num_minibatches
-
-    @property
-    def num_updates(self) -> int:
-        return max(1, self.total_steps // self.batch_size)
+Args = NativeArgs  # (the name the experiments and tests use)
 
 
 def make_spec(args: ScenarioArgs):
@@ -105,8 +77,15 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     if args.processes not in (1, 2):
         raise ValueError(f"processes must be 1 or 2, got {args.processes}")
     B = args.num_worlds
-    helped = args.processes == 2 and B >= 2
+    device = resolve_device(args.device)
+    # The helper process shares the CPU network's memory: with the update on a GPU there is none.
+    helped = args.processes == 2 and B >= 2 and device.type == "cpu"
+    if args.processes == 2 and device.type != "cpu":
+        log(f"note: device {device}: the network is updated there and all worlds are stepped in this process")
     own = B // 2 if helped else B  # worlds played here; a helper process plays the rest
+    if args.trained_steps != args.total_steps:
+        log(f"note: training updates on whole batches of num_worlds x num_steps = {args.batch_size:,} env-steps: "
+            f"total_steps {args.total_steps:,} rounds to {args.trained_steps:,} ({args.num_updates} updates)")
     shard = _Shard(args, 0, own)
     game = shard.game
     O, L = observation_layout(game.config), action_layout(game.config)
@@ -118,7 +97,10 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     net = build_net(args.arch, O, L, args.hidden)
     if helped:
         net.share_memory()  # the helper computes gradients with these very parameters
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.learning_rate, eps=1e-5)
+    # Rollouts run the CPU network `net`; updates run `learner`, the same network on `device`
+    # (the same object on the CPU), copied back to `net` after each update.
+    learner = net if device.type == "cpu" else copy.deepcopy(net).to(device)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=args.learning_rate, eps=1e-5)
     start_update, global_step, episode = 0, 0, 0
     ckpt_path = out / "checkpoint.pt"
     if resume:
@@ -126,6 +108,7 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
             raise CheckpointError(f"{ckpt_path}: nothing to resume from")
         blob = read_checkpoint(ckpt_path)
         net.load_state_dict(blob["model"])
+        learner.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         torch.set_rng_state(blob["torch_rng"])
         start_update, global_step, episode = int(blob["update"]), int(blob["meta"]["step"]), int(blob["episode"])
@@ -153,7 +136,7 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
         "mb_adv": torch.zeros(args.minibatch_size),
         "grad": torch.zeros(sum(p.numel() for p in net.parameters())),
     }
-    helper = metrics_file = None
+    helper = metrics_file = writer = None
     try:
         if helped:
             for x in buf.values():
@@ -174,6 +157,11 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
         ep_attacks, ep_enemy_attacks = [], []
         attacks = np.zeros(2)  # attacks launched, of which on current enemies (this episode, all worlds)
         metrics_file = (out / "metrics.jsonl").open("a")
+        if args.tensorboard:
+            from tensorboardX import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tb"))
+            writer.add_text("args", "\n".join(f"{k}: {v}" for k, v in dataclasses.asdict(args).items()))
         bar = None
         if args.progress:
             from tqdm.auto import tqdm
@@ -215,27 +203,31 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                 torch.add(adv, val_buf, out=buf["ret"])
 
             # --- PPO update: the helper (if any) computes the gradient of the second half of each minibatch ---
-            b_adv = adv.reshape(-1)
+            b_adv = adv.reshape(-1).to(device)
+            data_dev = data if device.type == "cpu" else tuple(x.to(device) for x in data)
             idx = np.arange(args.batch_size)
             clipfracs = []
             for _ in range(args.update_epochs):
                 np.random.shuffle(idx)
                 for s in range(0, args.batch_size, args.minibatch_size):
                     mb = torch.as_tensor(idx[s : s + args.minibatch_size])
-                    a = b_adv[mb]
+                    mb_dev = mb.to(device)
+                    a = b_adv[mb_dev]
                     a = (a - a.mean()) / (a.std() + 1e-8)
                     k = len(mb) - (len(mb) // 2 if helper else 0)
                     if helper:
                         helper.start_gradient(mb, a, k)
-                    loss, stats = minibatch_loss(net, args, data, mb[:k], a[:k], len(mb))
+                    loss, stats = minibatch_loss(learner, args, data_dev, mb_dev[:k], a[:k], len(mb))
                     optimizer.zero_grad()
                     loss.backward()
                     if helper:
                         stats = stats + helper.add_gradient(net)
-                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
+                    nn.utils.clip_grad_norm_(learner.parameters(), args.max_grad_norm)
                     optimizer.step()
                     pg_loss, v_loss, entropy, approx_kl, clipfrac = stats / len(mb)
                     clipfracs.append(clipfrac)
+            if learner is not net:
+                net.load_state_dict(learner.state_dict())
 
             sps = (global_step - steps0) / (time.perf_counter() - t0)
             row = {"update": update + 1, "global_step": global_step, "charts/SPS": round(sps, 1),
@@ -249,6 +241,10 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                             "charts/attacks": ep_attacks[-1], "charts/enemy_attack_share": ep_enemy_attacks[-1]})
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
+            if writer is not None:
+                for k, v in row.items():
+                    if "/" in k:
+                        writer.add_scalar(k, v, global_step)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(ret=f"{ep_returns[-1]:.2f}" if ep_returns else "-",
@@ -262,6 +258,8 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     finally:
         if metrics_file is not None:
             metrics_file.close()
+        if writer is not None:
+            writer.close()
         if helper is not None:
             helper.close()
     final = out / "final.pt"
@@ -271,6 +269,17 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     except Exception as e:  # a plotting failure must never lose a trained model
         log(f"warning: could not plot the training curve: {e}")
     return final
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` | ``cuda`` | ``auto`` (cuda when available) as a torch device; a clear error otherwise."""
+    if name not in DEVICES:
+        raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device cuda: no CUDA device is available to torch {torch.__version__} (use cpu or auto)")
+    return torch.device(name)
 
 
 def log_policy(logits: torch.Tensor, mask: torch.Tensor, with_probs: bool = False):
@@ -553,10 +562,9 @@ def plot_curve(metrics_path, png_path, title=""):
     plt.close(fig)
 
 
-def cli_train(scenario, objective, seed, steps, out, resume=False):
-    args = Args(scenario=scenario, objective=objective, seed=seed)
-    if steps is not None:
-        args.total_steps = steps
+def cli_train(overrides: dict, out, resume: bool = False):
+    """``villages train``: ``overrides`` are the options given (fields of ``Args``)."""
+    args = Args(**overrides)
     if resume and (Path(out) / "args.json").exists():
         saved = json.loads((Path(out) / "args.json").read_text())
         args = Args(**saved)

@@ -61,21 +61,23 @@ ENV_NAME = "villages_focal"
 @dataclass
 class RLlibArgs(PPOArgs):
     total_steps: int = 200_000
-    """env-steps (one per tick of one world)"""
+    """env-steps (one per tick of one world); rounded up to whole training batches"""
     train_batch_size: int = 4096
     """env-steps per training iteration"""
     minibatch_size: int = 1024
+    """env-steps per minibatch"""
     num_epochs: int = 3
-    """set explicitly: RLlib's PPO defaults (30 epochs of 128) are several times slower"""
-    num_env_runners: int = 2
-    """0 = sample in the driver process"""
+    """epochs over each training batch (set explicitly: RLlib's default, 30 epochs of 128, is several times slower)"""
+    num_env_runners: int = 0
+    """remote env runners; 0 = sample in the driver process (fastest on a 2-core machine)"""
     num_envs_per_env_runner: int = 8
     """worlds per env runner (one batched forward pass for all of them)"""
     address: str | None = None
-    """an existing Ray cluster (``ray start --head`` prints it); None = a private local instance"""
+    """an existing Ray cluster (`ray start --head` prints it); None = a private local instance"""
     checkpoint_every: int = 10
     """iterations between exports of checkpoint.pt"""
     progress: bool = True
+    """show a progress bar"""
 
 
 # --- Ray session -------------------------------------------------------------------------------
@@ -421,6 +423,9 @@ def _train_loop(algo, args, out, spec, log) -> Path:
     metrics_path.unlink(missing_ok=True)
     bar = None
     n_iter = max(1, -(-int(args.total_steps) // int(args.train_batch_size)))
+    if n_iter * int(args.train_batch_size) != int(args.total_steps):
+        log(f"note: RLlib samples whole batches of train_batch_size {args.train_batch_size:,}: total_steps "
+            f"{args.total_steps:,} rounds up to about {n_iter * int(args.train_batch_size):,} env-steps ({n_iter} iterations)")
     if args.progress:
         from tqdm.auto import tqdm
 
@@ -460,12 +465,13 @@ def _train_loop(algo, args, out, spec, log) -> Path:
     return export_checkpoint(algo, args, out / "final.pt", steps)
 
 
-def cli_train(scenario, objective, seed, steps, out, num_env_runners=2, address=None):
-    """``villages train --backend rllib``."""
-    args = RLlibArgs(scenario=scenario, objective=objective, seed=seed, num_env_runners=int(num_env_runners),
-                     address=address)
-    if steps is not None:
-        args.total_steps = int(steps)
-        args.train_batch_size = int(min(args.train_batch_size, max(64, steps)))
+def cli_train(overrides: dict, out, resume: bool = False):
+    """``villages train --backend rllib``: ``overrides`` are the options given (fields of ``RLlibArgs``).
+    A --total-steps below the training batch shrinks the batch to it (at least 64)."""
+    if resume:
+        raise ValueError("--resume is for the native trainer; an RLlib run restarts from scratch")
+    args = RLlibArgs(**overrides)
+    if "total_steps" in overrides and "train_batch_size" not in overrides:
+        args.train_batch_size = int(min(args.train_batch_size, max(64, args.total_steps)))
     final = train(args, Path(out))
     print(f"wrote {final}")
