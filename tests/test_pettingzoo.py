@@ -82,7 +82,8 @@ def test_flat_observations_carry_the_mask_in_infos():
 
 def test_agents_are_named_by_role_and_map_to_players():
     env = villages.parallel_env()
-    assert env.possible_agents == ["focal_0"] + [f"background_{i}" for i in range(9)]
+    n_background = len(env.spec.players) - 1
+    assert env.possible_agents == ["focal_0"] + [f"background_{i}" for i in range(n_background)]
     assert env.agent_player["focal_0"] == "Assistant"
     assert sorted(env.agent_player.values()) == sorted(env.spec.player_names)
     assert villages.parallel_env(**FOCAL).possible_agents == ["focal_0"]
