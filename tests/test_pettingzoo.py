@@ -223,3 +223,14 @@ def test_render_without_mode_warns():
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
         assert env.render() is None
+
+
+def test_time_limit_truncates_everyone_still_in_the_episode():
+    """Also a player eliminated on the last step: 'all truncated' must end the episode for wrappers."""
+    env = villages.parallel_env(scenario="inner-misalignment", max_cycles=6)
+    obs, _ = env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    while env.agents:
+        actions = {a: int(rng.choice(np.flatnonzero(obs[a]["action_mask"]))) for a in env.agents}
+        obs, _, terms, truncs, _ = env.step(actions)
+    assert truncs and all(truncs.values()) and set(truncs) == set(terms)

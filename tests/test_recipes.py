@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from villages.scenarios import load
+
+SEATS = len(load("inner-misalignment").players)  # every seat is an agent in these recipes
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -34,7 +38,7 @@ def test_sb3_maskable_ppo_recipe(tmp_path):
         ["--scenario", "inner-misalignment", "--steps", "640", "--max-cycles", "12", "--copies", "1", "--n-steps", "32",
          "--save", str(tmp_path / "model.zip")])
     assert (tmp_path / "model.zip").is_file() and model.num_timesteps >= 640
-    assert actions.shape == (10,)
+    assert actions.shape == (SEATS,)
 
 
 def test_sb3_masks_come_from_the_observations_and_episodes_end():
@@ -44,10 +48,10 @@ def test_sb3_masks_come_from_the_observations_and_episodes_end():
     venv = masked_vec_env(scenario="inner-misalignment", max_cycles=3)
     obs = venv.reset()
     masks = np.stack(venv.env_method("action_masks"))
-    assert masks.shape == (10, 267) and masks[:, 0].all()
+    assert masks.shape == (SEATS, 267) and masks[:, 0].all()
     assert np.array_equal(masks, obs[:, -267:] > 0.5)
     for t in range(3):
-        obs, _, dones, infos = venv.step(np.zeros(10, dtype=np.int64))
+        obs, _, dones, infos = venv.step(np.zeros(SEATS, dtype=np.int64))
     assert dones.all()  # the episode ends at max_cycles (SuperSuit 3.11.0's black death never ended it)
     assert all("terminal_observation" in i for i in infos)
 
@@ -57,7 +61,7 @@ def test_torchrl_groups_by_role_and_reads_the_state():
     from torchrl.envs.utils import check_env_specs
 
     env = load_example("torchrl_pettingzoo").make_env("training", max_cycles=5, seed=0)
-    assert env.group_map == {"focal": ["focal_0"], "background": [f"background_{i}" for i in range(9)]}
+    assert env.group_map == {"focal": ["focal_0"], "background": [f"background_{i}" for i in range(SEATS - 1)]}
     check_env_specs(env)
     td = env.rollout(5)
     assert td["next", "state"].shape[0] == 5 and td["next", "done"][-1].all()

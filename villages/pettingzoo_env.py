@@ -201,7 +201,10 @@ class parallel_env(ParallelEnv):
         troops = info["troops"][0].tolist()
         rewards = {a: rew[k] for a, k in live}
         terminations = {a: not active[players[k]] for a, k in live}
-        truncations = {a: active[players[k]] for a, k in live} if done else dict.fromkeys(self.agents, False)
+        # The time limit ends the episode for everyone still in it, also for a player eliminated on that very
+        # step (terminated and truncated): wrappers that end an episode on "all truncated" (RLlib's
+        # ParallelPettingZooEnv) would otherwise step an episode that has no agents left.
+        truncations = dict.fromkeys(self.agents, done)
         infos = {a: {"intended": intended[k], "troops": int(troops[k]), "invalid": a in invalid} for a, k in live}
         observations = self._observations(obs, mask, infos)
         if self._recorder is not None:
