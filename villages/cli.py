@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="villages: a strategy-game testbed for outer and inner misalignment.")
+from villages.validation import InputError, check_count, parse_fractions, parse_ints
+
+
+def _one_line_errors(command):
+    """Bad input (an ``InputError`` from any loader or check) ends the command with its one-line
+    message on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+class _App(typer.Typer):
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda f: register(_one_line_errors(f))
+
+
+app = _App(add_completion=False, no_args_is_help=True,
+           help="villages: a strategy-game testbed for outer and inner misalignment.")
 
 
 @app.command()
@@ -32,7 +57,7 @@ def eval_(
     """Run a focal policy in a scenario and report metrics with 95% bootstrap CIs."""
     from villages.scenarios.runner import cli_eval
 
-    cli_eval(policy, scenario, episodes, [int(s) for s in seeds.split(",")], json_out, record)
+    cli_eval(policy, scenario, episodes, parse_ints(seeds, "--seeds"), json_out, record)
 
 
 @app.command()
@@ -49,7 +74,7 @@ def compare(
     """Paired comparison on the same episodes: group - baseline per episode, with 95% bootstrap CIs."""
     from villages.scenarios.compare import cli_compare
 
-    cli_compare(policies, baseline, scenario, episodes, [int(s) for s in seeds.split(",")],
+    cli_compare(policies, baseline, scenario, episodes, parse_ints(seeds, "--seeds"),
                 [m.strip() for m in metrics.split(",") if m.strip()], json_out)
 
 
@@ -91,6 +116,7 @@ def demo(
     """Train troops / villages / diverse agents from scratch, evaluate, write report.md."""
     from villages.experiments.demo import run_demo
 
+    check_count(seeds, "--seeds", 1)
     run_demo(out=out, quick=quick, n_seeds=seeds)
 
 
@@ -107,7 +133,11 @@ def sweep_diversity(
     """Misgeneralization rate vs the share of training episodes with a randomized enemy."""
     from villages.experiments.sweep import run_sweep
 
-    run_sweep(out=out, fractions=[float(x) for x in fractions.split(",")], n_seeds=seeds, backend=backend,
+    check_count(seeds, "--seeds", 1)
+    check_count(steps, "--steps", 1)
+    if backend not in ("local", "ray"):
+        raise InputError(f"--backend: expected local or ray, got {backend!r}")
+    run_sweep(out=out, fractions=parse_fractions(fractions, "--fractions"), n_seeds=seeds, backend=backend,
               address=address, steps=steps)
 
 
