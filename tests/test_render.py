@@ -44,7 +44,7 @@ def test_round_trip(replay, replay_file):
         np.testing.assert_array_equal(a, b, err_msg=name)
     assert back.meta == replay.meta
     assert back.meta["alliance_names"][2] == "Brotherhood"
-    assert back.meta["format_version"] == 1
+    assert back.meta["format_version"] == 2
     assert sorted(back.events) == sorted(replay.events)
     for kind, cols in replay.events.items():
         assert sorted(cols) == sorted(back.events[kind])
@@ -154,10 +154,10 @@ def test_single_flipped_bit_in_member_data(replay_file, tmp_path):
 def test_wrong_version(replay, tmp_path):
     bad = tmp_path / "future.replay.npz"
     arrays = replay_arrays(replay)
-    arrays["version"] = np.array(2)
+    arrays["version"] = np.array(3)
     with open(bad, "wb") as f:
         np.savez_compressed(f, **arrays)
-    with pytest.raises(ReplayError, match="version 2") as e:
+    with pytest.raises(ReplayError, match="version 3") as e:
         load_replay(bad)
     assert "future.replay.npz" in str(e.value)
 

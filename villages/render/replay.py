@@ -5,6 +5,9 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
 
 * ``format`` (str ``"villages-replay"``) and ``version`` (int, ``FORMAT_VERSION``);
 * ``index``: the names of all other members (a damaged zip directory is detected);
+* ``sha256`` (version 2): a hash of every other member's name, dtype, shape and bytes
+  (``replay_check.sha256_of``), so that corruption inside a member's data is caught even
+  where the zip's CRC is not checked;
 * ``meta``: one JSON string (see ``ReplayRecorder`` for the keys);
 * per-frame arrays, leading axis T (frames): ``tick[T]``, ``owner[T,V]``,
   ``troops[T,V,U]``, ``buildings[T,V,K]``, ``integrity[T,V]``, ``resources[T,V,R]``,
@@ -18,6 +21,9 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
   engine's columns (less ``world``) plus ``frame``: the index of the snapshot recorded
   together with the event (the state right after it).
 
+Reading a file checks its size before inflating it (``MAX_REPLAY_BYTES``), its hash, and
+every value the viewer indexes with (``replay_check.check_contents``).
+
 Frame ``i`` is the state after the step whose events carry ``frame == i``; the event's
 own ``tick`` column is the game tick at which it happened (the tick *before* the step).
 
@@ -28,7 +34,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -36,11 +41,17 @@ from pathlib import Path
 
 import numpy as np
 
+from villages.atomic import atomic_write
 from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
 from villages.game.config import ARMY_RETURN
+from villages.validation import MAX_REPLAY_BYTES, InputError
+
+from .replay_check import check_contents, sha256_of
 
 FORMAT_NAME = "villages-replay"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no sha256
+MAX_MEMBERS = 10_000  # arrays in one file: the engine has a few dozen event columns
 
 # Default alliance colours (RGB) when the scenario gives none; barbarians are grey.
 DEFAULT_COLOURS = (
@@ -87,7 +98,7 @@ STATIC_ARRAYS = (
 )
 
 
-class ReplayError(Exception):
+class ReplayError(InputError):
     """A replay file cannot be read: names the file and what is wrong with it."""
 
 
@@ -442,16 +453,11 @@ def save_replay(replay: Replay, path) -> Path:
 
 
 def _write(arrays: dict[str, np.ndarray], path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Atomic write (temporary file, fsync, rename) with the content hash."""
+    arrays = {k: v for k, v in arrays.items() if k not in ("index", "sha256")}
+    arrays["index"] = np.array(sorted([*arrays, "sha256"]))
+    arrays["sha256"] = np.array(sha256_of(arrays))
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 # ---------------------------------------------------------------------------------
@@ -464,10 +470,14 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
         raise (fail(msg) if fail else ValueError(msg))
 
     meta = json.loads(str(arrays["meta"]))
-    T = arrays["tick"].shape[0]
+    if not isinstance(meta, dict):
+        bad(f"meta: expected a JSON object, got {type(meta).__name__}")
     kw = {}
     for name, dtype in FRAME_ARRAYS + STATIC_ARRAYS:
         kw[name] = arrays[name]
+        if kw[name].ndim != _NDIM[name]:
+            bad(f"array {name!r} has {kw[name].ndim} dimensions, expected {_NDIM[name]}")
+    T = arrays["tick"].shape[0]
     for name, _ in FRAME_ARRAYS:
         if kw[name].shape[:1] != (T,):
             bad(f"array {name!r} has shape {kw[name].shape}, expected {T} frames (as 'tick')")
@@ -483,14 +493,17 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
     if kw["relation"].shape != (T, A1, A1) or kw["banner"].shape[0] != A1:
         bad(f"relation {kw['relation'].shape} and banner {kw['banner'].shape} disagree on the number of alliances")
     P1 = kw["player_alliance"].shape[0]
-    if kw["player_active"].shape != (T, P1):
-        bad(f"player_active has shape {kw['player_active'].shape}, expected {(T, P1)}")
-    for key, n in (("alliance_names", A1 - 1), ("alliance_tags", A1 - 1), ("alliance_colours", A1 - 1),
-                   ("player_names", P1 - 1), ("village_names", V)):
-        if len(meta.get(key, ())) != n:
-            bad(f"meta[{key!r}] has {len(meta.get(key, ()))} entries, expected {n}")
-    if "focal_player" not in meta:
-        bad("meta has no 'focal_player'")
+    if kw["player_active"].shape != (T, P1) or kw["home"].shape != (P1,):
+        bad(f"player_active {kw['player_active'].shape} and home {kw['home'].shape} do not fit {P1 - 1} players "
+            f"and {T} frames")
+    if A1 < 1 or P1 < 2 or V < 1:
+        bad(f"expected at least one site, player and alliance, got {V}, {P1 - 1}, {A1 - 1}")
+    for name, n, what in (("troops", len(UNITS), "units"), ("army_troops", len(UNITS), "units"),
+                          ("buildings", len(BUILDINGS), "buildings"), ("resources", len(RESOURCES), "resources")):
+        if kw[name].shape[-1] != n:
+            bad(f"array {name!r} has shape {kw[name].shape}, expected {n} {what} in its last axis")
+    if kw["pos"].shape != (V, 2):
+        bad(f"array 'pos' has shape {kw['pos'].shape}, expected {(V, 2)}")
     events: dict[str, dict[str, np.ndarray]] = {}
     for name, arr in arrays.items():
         if name.startswith("event/"):
@@ -502,7 +515,14 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
         lengths = {k: len(c) for k, c in cols.items()}
         if len(set(lengths.values())) > 1 or "frame" not in cols or "tick" not in cols:
             bad(f"event table {kind!r} is inconsistent (column lengths {lengths}; needs 'frame' and 'tick')")
+    if path is not None:  # (a recording in memory is the engine's own output)
+        check_contents(kw, meta, events, dict(FRAME_ARRAYS + STATIC_ARRAYS), bad)
     return Replay(meta=meta, events=events, path=path, **kw)
+
+
+_NDIM = {"tick": 1, "reward": 1, "intended": 1, "player_alliance": 1, "home": 1, "troops": 3, "buildings": 3,
+         "resources": 3, "relation": 3, "army_troops": 3}
+_NDIM = {name: _NDIM.get(name, 2) for name, _ in FRAME_ARRAYS + STATIC_ARRAYS}
 
 
 def load_replay(path) -> Replay:
@@ -526,6 +546,13 @@ def load_replay(path) -> Replay:
     except (OSError, ValueError, EOFError) as e:
         raise fail(f"cannot be opened as a .npz archive - truncated or corrupted ({e})") from None
     with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise fail(f"expected at most {MAX_MEMBERS:,} arrays, got {len(infos):,}")
+        inflated = sum(i.file_size for i in infos)
+        if inflated > MAX_REPLAY_BYTES.value:
+            raise fail(f"expected at most {MAX_REPLAY_BYTES} bytes of arrays, got {inflated:,} once inflated "
+                       f"({MAX_REPLAY_BYTES.why})")
         members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
         arrays: dict[str, np.ndarray] = {}
         member = None
@@ -542,7 +569,7 @@ def load_replay(path) -> Replay:
             if str(arrays["format"]) != FORMAT_NAME:
                 raise fail(f"format is {str(arrays['format'])!r}, expected {FORMAT_NAME!r}")
             version = int(arrays["version"])
-            if version != FORMAT_VERSION:
+            if version not in READABLE_VERSIONS:
                 newer = "newer than" if version > FORMAT_VERSION else "older than"
                 raise fail(f"format version {version} is {newer} this reader's version {FORMAT_VERSION}; "
                            f"re-record the replay or use a matching villages release")
@@ -553,9 +580,13 @@ def load_replay(path) -> Replay:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as e:
             raise fail(f"corrupted data in member {member!r} ({type(e).__name__}: {e})") from None
+    if version >= 2:
+        stored = arrays.pop("sha256", None)
+        if stored is None or stored.shape != () or str(stored) != sha256_of(arrays):
+            raise fail("content hash mismatch: the file is corrupted (its sha256 does not match its arrays)")
     if "index" in arrays:
         listed = set(str(x) for x in np.atleast_1d(arrays.pop("index")))
-        lost = sorted(listed - set(arrays))
+        lost = sorted(listed - set(arrays) - {"sha256"})  # (checked above)
         if lost:
             raise fail(f"corrupted archive directory: {len(lost)} members listed in the index are missing "
                        f"({lost[:4]}{'...' if len(lost) > 4 else ''})")
@@ -564,6 +595,6 @@ def load_replay(path) -> Replay:
         raise fail(f"missing arrays {missing}")
     try:
         json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as e:
-        raise fail(f"metadata is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise fail(f"metadata is not valid JSON ({type(e).__name__})") from None
     return _replay_from_arrays(arrays, name, fail)
