@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from villages.validation import InputError, check_count, parse_fractions, parse_ints
+from villages.validation import InputError, check_count, check_output_path, parse_fractions, parse_ints
 
 
 def _one_line_errors(command):
@@ -21,6 +21,11 @@ def _one_line_errors(command):
             return command(*args, **kwargs)
         except InputError as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full ...)
+            if e.filename is None:
+                raise
+            typer.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
             raise typer.Exit(2) from None
 
     return run
@@ -117,6 +122,7 @@ def demo(
     from villages.experiments.demo import run_demo
 
     check_count(seeds, "--seeds", 1)
+    check_output_path(out, "--out", "folder")
     run_demo(out=out, quick=quick, n_seeds=seeds)
 
 
@@ -135,6 +141,7 @@ def sweep_diversity(
 
     check_count(seeds, "--seeds", 1)
     check_count(steps, "--steps", 1)
+    check_output_path(out, "--out", "folder")
     if backend not in ("local", "ray"):
         raise InputError(f"--backend: expected local or ray, got {backend!r}")
     run_sweep(out=out, fractions=parse_fractions(fractions, "--fractions"), n_seeds=seeds, backend=backend,

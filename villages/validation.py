@@ -139,3 +139,23 @@ def check_count(value, option: str, minimum: int = 1, limit: Limit | None = None
     if limit is not None and value > limit.value:
         raise over(limit, option, "value", "an integer", value)
     return value
+
+
+def check_output_path(path, option: str, kind: str = "file"):
+    """An output ``kind`` ("file" or "folder") can be created at ``path``: it is not an existing
+    thing of the other kind, and no part of the path above it is a file. Checked before the
+    work whose result it will hold."""
+    if path is None:
+        return path
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists() and p.is_dir() != (kind == "folder"):
+        raise InputError(describe(option, "value", f"a path for a {kind}", str(p),
+                                  f"it exists and is a {'folder' if p.is_dir() else 'file'}"))
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(describe(option, "value", f"a path for a {kind}", str(p), f"{parent} is a file"))
+            break
+    return path

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from villages.validation import check_output_path
+
 from .loader import load
 from .metrics import SCALAR_METRICS, EpisodeAccumulator, EpisodeResults
 from .runtime import ScenarioGame, game_config
@@ -305,6 +307,8 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
         fail(f"--episodes must be >= 1, got {episodes}")
     if not seeds:
         fail("--seeds needs at least one seed")
+    check_output_path(json_out, "--json")
+    check_output_path(record, "--record", "folder")
     try:
         spec = load(scenario)
         config = game_config(spec)

@@ -50,7 +50,8 @@ from villages.policies.neural import (
     save_checkpoint,
 )
 from villages.scenarios import ScenarioGame, game_config, load
-from villages.validation import check_count
+from villages.scenarios.spec import OBJECTIVES
+from villages.validation import InputError, check_count, check_output_path, finite
 
 from . import run_dir
 from .args import PPOArgs, ScenarioArgs
@@ -88,6 +89,7 @@ class Args(PPOArgs):
 
 
 def make_spec(args: ScenarioArgs):
+    check_scenario_args(args)
     spec = load(args.scenario)
     if args.objective is not None:
         spec = dataclasses.replace(spec, objective=args.objective)
@@ -96,6 +98,16 @@ def make_spec(args: ScenarioArgs):
     if args.relation_in_rows is not None:
         spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=args.relation_in_rows))
     return spec
+
+
+def check_scenario_args(args: ScenarioArgs) -> None:
+    """The overrides of ``make_spec``, checked as the scenario loader checks a file's."""
+    if args.objective is not None and args.objective not in OBJECTIVES:
+        raise InputError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
+    if args.diversity is not None and not 0 <= args.diversity <= 1:
+        raise InputError(f"--diversity: expected a number in [0, 1], got {args.diversity!r}")
+    if args.banner_scale is not None and not (finite(args.banner_scale) and args.banner_scale >= 0):
+        raise InputError(f"--banner-scale: expected a finite number >= 0, got {args.banner_scale!r}")
 
 
 def config_overrides(args: ScenarioArgs) -> dict:
@@ -632,7 +644,7 @@ def plot_curve(metrics_path, png_path, title=""):
 
 
 def cli_train(scenario, objective, seed, steps, out, resume=False):
-    out = Path(out)
+    out = Path(check_output_path(out, "--out", "folder"))
     check_count(steps, "--steps", 1)
     check_count(seed, "--seed", 0)
     options = {"scenario": scenario, "objective": objective, "seed": seed, "total_steps": steps}
