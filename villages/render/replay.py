@@ -512,6 +512,9 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
                 bad(f"bad event array name {name!r} (expected event/<kind>/<column>)")
             events.setdefault(parts[1], {})[parts[2]] = arr
     for kind, cols in events.items():
+        for col, c in cols.items():
+            if c.ndim < 1:
+                bad(f"array 'event/{kind}/{col}': expected a column (one row per event), got a single value")
         lengths = {k: len(c) for k, c in cols.items()}
         if len(set(lengths.values())) > 1 or "frame" not in cols or "tick" not in cols:
             bad(f"event table {kind!r} is inconsistent (column lengths {lengths}; needs 'frame' and 'tick')")
