@@ -198,6 +198,35 @@ def test_checkpoint_limits_refuse_before_allocating(tmp_path, checkpoint_bytes):
             load_policy(tmp_path / "wide.pt")
 
 
+def test_flipped_byte_in_the_weights_is_caught(tmp_path, checkpoint_bytes):
+    """The zip container does not check its CRCs on load: the content hash does."""
+    blob = torch.load(io.BytesIO(checkpoint_bytes), weights_only=True)
+    raw = blob["model"]["value.weight"].numpy().tobytes()
+    at = checkpoint_bytes.index(raw) + 5
+    path = tmp_path / "flipped.pt"
+    path.write_bytes(checkpoint_bytes[:at] + bytes([checkpoint_bytes[at] ^ 0x10]) + checkpoint_bytes[at + 1:])
+    assert not torch.equal(torch.load(path, weights_only=True)["model"]["value.weight"], blob["model"]["value.weight"])
+    with pytest.raises(CheckpointError, match="content hash mismatch"):
+        load_policy(path)
+
+
+def test_nan_weights_are_refused(tmp_path, checkpoint_bytes):
+    blob = torch.load(io.BytesIO(checkpoint_bytes), weights_only=True)
+    blob["model"]["value.bias"][0] = float("nan")
+    blob["sha256"] = content_hash(blob)
+    torch.save(blob, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="value.bias holds NaN or infinite values"):
+        load_policy(tmp_path / "nan.pt")
+
+
+def test_version_1_checkpoints_are_still_read(tmp_path, checkpoint_bytes):
+    blob = torch.load(io.BytesIO(checkpoint_bytes), weights_only=True)
+    blob["version"] = 1
+    del blob["sha256"]
+    torch.save(blob, tmp_path / "v1.pt")
+    _usable_policy(tmp_path / "v1.pt")
+
+
 def test_failed_checkpoint_save_leaves_the_old_file_and_nothing_else(tmp_path, monkeypatch):
     path = _small_checkpoint(tmp_path / "model.pt")
     before = path.read_bytes()

@@ -246,6 +246,12 @@ def test_bad_checkpoints_are_refused_with_a_clear_error(tiny_run, tmp_path, kind
     assert not marker.exists(), "loading the checkpoint ran code from it"
 
 
+def test_a_final_model_is_not_a_resume_checkpoint(tiny_run, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes((tiny_run / "final.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="not a resumable training checkpoint.*final.pt holds the model only"):
+        train(tiny(), tmp_path, resume=True, log=lambda *_: None)
+
+
 def test_resume_without_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume from"):
         train(tiny(), tmp_path, resume=True, log=lambda *_: None)
