@@ -187,6 +187,10 @@ def test_resume_refuses_different_arguments(resumable_reference, tmp_path):
     res = CliRunner().invoke(app, ["train", "--resume", "--out", str(out), "--seed", "9"])
     assert res.exit_code == 2 and "seed 9 (given) vs 5 (the run's)" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1, res.output
+    res = CliRunner().invoke(app, ["train", "--resume", "--out", str(out), "--seed", "5"])  # the run's own: fine
+    assert res.exit_code == 0 and f"wrote {out / 'final.pt'}" in res.output, res.output
+    a, b = weights(reference / "final.pt"), weights(out / "final.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_second_run_into_a_live_runs_folder_is_refused(tmp_path):

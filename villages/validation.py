@@ -36,11 +36,11 @@ def describe(source: str, key: str, expected: str, got=None, why: str = "") -> s
 
 
 def _short(value, limit: int = 120) -> str:
-    text = value if isinstance(value, _Text) else repr(value)
+    text = value if isinstance(value, AsIs) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class _Text(str):
+class AsIs(str):
     """A ``got`` that describes the value (shown without quotes)."""
 
     def __repr__(self):

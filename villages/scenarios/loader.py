@@ -23,9 +23,9 @@ from villages.validation import (
     MAX_TOML_DEPTH,
     MAX_TROOPS,
     MAX_VILLAGES,
+    AsIs,
     InputError,
     Limit,
-    _Text,
     describe,
     finite,
 )
@@ -75,7 +75,7 @@ class _Reader:
                 close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 self.fail(f"{key}.{k}" if key else k, f"one of the known keys ({', '.join(sorted(allowed))})",
-                          _Text(f"an unknown key{hint}"))
+                          AsIs(f"an unknown key{hint}"))
         for k in required:
             if k not in data:
                 self.fail(f"{key}.{k}" if key else k, "a value (this key is required)")
@@ -97,7 +97,7 @@ class _Reader:
             self.fail(full, {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                              "list": "an array"}[kind], v)
         if kind == "float" and not finite(v):
-            self.fail(full, "a finite number", _Text(str(v)))
+            self.fail(full, "a finite number", AsIs(str(v)))
         if choices is not None and v not in choices:
             self.fail(full, f"one of {', '.join(map(str, choices))}", v)
         if minimum is not None and v < minimum:
@@ -308,7 +308,7 @@ def check_limits(spec: ScenarioSpec, source: str = "<scenario>") -> ScenarioSpec
     for key in ("attack_cost", "loss_penalty", "damage_credit"):
         v = getattr(spec, key)
         if not finite(v):
-            r.fail(key, "a finite number", _Text(str(v)))
+            r.fail(key, "a finite number", AsIs(str(v)))
         if abs(v) > MAX_REWARD_WEIGHT.value:
             r.over(MAX_REWARD_WEIGHT, key, "a weight", v)
     # Troops of one unit anywhere in a world: each site's start troops plus every reinforcement.
@@ -333,12 +333,12 @@ def load_file(path) -> ScenarioSpec:
                                 MAX_SCENARIO_BYTES.why)
         raw = path.read_bytes()
     except OSError as e:
-        raise ScenarioError(source, "<file>", "a readable TOML file", _Text(e.strerror or str(e))) from None
+        raise ScenarioError(source, "<file>", "a readable TOML file", AsIs(e.strerror or str(e))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ScenarioError(source, "<file>", "UTF-8 text (TOML files are UTF-8)",
-                            _Text(f"byte {raw[e.start]:#04x} at offset {e.start}")) from None
+                            AsIs(f"byte {raw[e.start]:#04x} at offset {e.start}")) from None
     return parse(_toml(text, source), source)
 
 
@@ -351,10 +351,10 @@ def _toml(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(source, "<syntax>", "valid TOML", _Text(str(e))) from None
+        raise ScenarioError(source, "<syntax>", "valid TOML", AsIs(str(e))) from None
     except RecursionError:
         raise ScenarioError(source, "<syntax>", f"arrays and inline tables nested at most {MAX_TOML_DEPTH} deep",
-                            _Text("deeper"), MAX_TOML_DEPTH.why) from None
+                            AsIs("deeper"), MAX_TOML_DEPTH.why) from None
 
 
 def _bracket_depth(text: str) -> int:

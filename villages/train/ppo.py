@@ -167,13 +167,13 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
     next_done, report, attacks = False, None, np.zeros(2)  # (what the loop carries across updates)
     episode_actions = []  # focal actions of every tick of the current episode so far
     ckpt_path = out / "checkpoint.pt"
-    given = dataclasses.asdict(args)
+    given, defaults = dataclasses.asdict(args), dataclasses.asdict(Args())
     saved = run_dir.saved_args(out) if resume else None
     if saved is not None:
-        run_dir.check_same_args(given, saved, str(out / "args.json"))
+        run_dir.check_same_args(given, saved, str(out / "args.json"), defaults)
     if resume and ckpt_path.exists():
         blob = read_checkpoint(ckpt_path, resumable=True)
-        run_dir.check_same_args(given, blob["meta"].get("args", {}), str(ckpt_path))
+        run_dir.check_same_args(given, blob["meta"].get("args", given), str(ckpt_path), defaults)
         check_state_dict(net, blob["model"], ckpt_path)
         net.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])

@@ -111,8 +111,10 @@ def given_on_command_line(renames: dict | None = None) -> set[str] | None:
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
 
 
-def check_same_args(given: dict, saved: dict, source: str) -> None:
-    """Refuse a resume whose arguments differ from the run's, naming every difference."""
+def check_same_args(given: dict, saved: dict, source: str, defaults: dict | None = None) -> None:
+    """Refuse a resume whose arguments differ from the run's, naming every difference. A field
+    the run did not record (added to Args since) counts as its default there."""
+    saved = {**(defaults or {}), **saved}
     diff = [f"{k} {given.get(k)!r} (given) vs {saved.get(k)!r} (the run's)"
             for k in sorted(set(given) | set(saved)) if k not in FREE_ON_RESUME and given.get(k) != saved.get(k)]
     if diff:
