@@ -298,6 +298,19 @@ def test_replay_contents_fuzzed(tmp_path_factory, replay_file, data):
         assert_one_line(e, str(path))
 
 
+def test_version_1_replays_are_still_read(tmp_path, replay_file):
+    arrays = replay_arrays(load_replay(replay_file))
+    arrays["version"] = np.array(1, np.int64)
+    with open(tmp_path / "v1.replay.npz", "wb") as f:
+        np.savez_compressed(f, **arrays)  # as version 1 wrote it: no sha256
+    _usable_replay(tmp_path / "v1.replay.npz")
+    arrays["version"] = np.array(2, np.int64)
+    with open(tmp_path / "v2.replay.npz", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    with pytest.raises(ReplayError, match="content hash mismatch"):
+        load_replay(tmp_path / "v2.replay.npz")
+
+
 def test_replay_bomb_is_refused_before_inflating(tmp_path, monkeypatch):
     """Zeros compress about 1000:1: a small file that would inflate past the bound is refused
     from its zip directory, before a byte is inflated (the bound lowered to 1 MiB to keep this quick)."""

@@ -367,3 +367,9 @@ def test_specs_built_in_python_meet_the_same_limits():
     big = dataclasses.replace(spec, map=dataclasses.replace(spec.map, n_villages=100_000_000))
     with pytest.raises(ScenarioError, match=r"scenario 'tiny': map.n_villages: expected a number of sites at most 512"):
         game_config(big)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_endless_device_is_read_only_up_to_the_bound():
+    with pytest.raises(ScenarioError, match=r"^/dev/zero: <file>: expected a file of at most 1,048,576 bytes, got more"):
+        load_file("/dev/zero")

@@ -327,11 +327,12 @@ def load_file(path) -> ScenarioSpec:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SCENARIO_BYTES.value:
-            raise ScenarioError(source, "<file>", f"a file of at most {MAX_SCENARIO_BYTES} bytes", size,
-                                MAX_SCENARIO_BYTES.why)
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES.value + 1)  # (a device or a pipe has no size to check first)
+        if len(raw) > MAX_SCENARIO_BYTES.value:
+            size = max(path.stat().st_size, len(raw))
+            raise ScenarioError(source, "<file>", f"a file of at most {MAX_SCENARIO_BYTES} bytes",
+                                AsIs(f"{size:,} bytes" if path.is_file() else "more"), MAX_SCENARIO_BYTES.why)
     except OSError as e:
         raise ScenarioError(source, "<file>", "a readable TOML file", AsIs(e.strerror or str(e))) from None
     try:

@@ -464,8 +464,18 @@ def cli_train(scenario, objective, seed, steps, out, num_env_runners=2, address=
     """``villages train --backend rllib``."""
     args = RLlibArgs(scenario=scenario, objective=objective, seed=seed, num_env_runners=int(num_env_runners),
                      address=address)
+    from villages.train import run_dir
+    from villages.train.ppo import check_scenario_args
+    from villages.validation import check_count, check_output_path
+
+    check_count(steps, "--steps", 1)
+    check_count(seed, "--seed", 0)
+    check_count(num_env_runners, "--num-env-runners", 0)
+    check_scenario_args(args)
+    out = Path(check_output_path(out, "--out", "folder"))
     if steps is not None:
         args.total_steps = int(steps)
         args.train_batch_size = int(min(args.train_batch_size, max(64, steps)))
-    final = train(args, Path(out))
+    with run_dir.lock(out):  # one live run per folder, as for the native trainer
+        final = train(args, out)
     print(f"wrote {final}")
