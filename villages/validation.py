@@ -12,6 +12,7 @@ limit is what it is. ``villages.cli`` prints it and exits with code 2.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from villages.game.actions import MAX_ALLIANCES as _ENGINE_MAX_ALLIANCES
@@ -105,7 +106,7 @@ def finite(x) -> bool:
 def parse_ints(text: str, option: str, minimum: int = 0, limit: Limit = MAX_SEEDS) -> list[int]:
     """A comma-separated list of integers from the command line (``--seeds 0,1,2``)."""
     parts = [p.strip() for p in str(text).split(",")]
-    if not parts or any(not p.lstrip("-").isdigit() for p in parts):
+    if not parts or any(not re.fullmatch(r"-?[0-9]+", p) for p in parts):
         raise InputError(describe(option, "value", "comma-separated integers such as 0,1,2", text))
     values = [int(p) for p in parts]
     if len(values) > limit.value:

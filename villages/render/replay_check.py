@@ -20,6 +20,8 @@ _SITE_COLUMNS = ("village", "src", "dst")
 _SEAT_COLUMNS = ("player", "attacker", "defender", "target_player", "owner")
 _ALLIANCE_COLUMNS = ("alliance_a", "alliance_b", "attacker_alliance", "defender_alliance", "target_alliance",
                      "alliance")
+# Event columns with a value per unit or resource (a second axis); every other column is one number per event.
+_TABLE_COLUMNS = ("troops", "sent", "attacker_lost", "defender_troops", "defender_lost", "loot")
 
 
 def sha256_of(arrays: dict[str, np.ndarray]) -> str:
@@ -84,14 +86,28 @@ def check_contents(kw: dict[str, np.ndarray], meta, events: dict, dtypes: dict, 
     for key in ("scenario", "reward_name", "intended_name"):
         if key in meta and not isinstance(meta[key], str):
             bad(f"meta[{key!r}]: expected a string, got {_brief(meta[key])}")
+    game = meta.get("game", {})
+    if not isinstance(game, dict):
+        bad(f"meta['game']: expected a JSON object, got {_brief(game)}")
+    for key, axis in (("units", kw["troops"].shape[2]), ("resources", kw["resources"].shape[2]),
+                      ("buildings", kw["buildings"].shape[2])):
+        value = game.get(key)
+        if value is not None and (not isinstance(value, list) or len(value) != axis
+                                  or not all(isinstance(x, str) for x in value)):
+            bad(f"meta['game'][{key!r}]: expected {axis} strings, got {_brief(value)}")
+    limit = game.get("integrity_max", 100.0)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not np.isfinite(limit) or limit <= 0:
+        bad(f"meta['game']['integrity_max']: expected a finite number > 0, got {_brief(limit)}")
     if "episode_length" in meta and (not _is_int(meta["episode_length"]) or meta["episode_length"] < 0):
         bad(f"meta['episode_length']: expected a non-negative integer, got {meta['episode_length']!r}")
 
     for kind, cols in events.items():
         for col, a in cols.items():
             where = f"event/{kind}/{col}"
-            if a.ndim < 1 or a.dtype.kind not in "biuf":
-                bad(f"array {where!r}: expected a column of numbers (one row per event), got {a.dtype.name}{a.shape}")
+            ndim = 2 if col in _TABLE_COLUMNS else 1
+            if a.ndim != ndim or a.dtype.kind not in "biuf":
+                bad(f"array {where!r}: expected {'a table' if ndim == 2 else 'a column'} of numbers (a row per "
+                    f"event), got {a.dtype.name}{a.shape}")
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 bad(f"array {where!r}: expected finite numbers, got NaN or infinity")
             if col == "frame":
@@ -104,6 +120,8 @@ def check_contents(kw: dict[str, np.ndarray], meta, events: dict, dtypes: dict, 
                 within(where, a, -1, P)
             elif col in _ALLIANCE_COLUMNS:
                 within(where, a, -1, A)
+            elif col == "kind":
+                within(where, a, 0, ARMY_RETURN)
 
 
 def _is_int(x) -> bool:
