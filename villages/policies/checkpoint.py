@@ -97,6 +97,16 @@ def read_checkpoint(path, resumable: bool = False) -> dict:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refused, truncated zip, not a torch file ...
         raise fail(f"not a readable villages checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        _validate(blob, fail, resumable)
+    except CheckpointError:
+        raise
+    except Exception as e:  # tensors of a kind ours never are (sparse, quantized ...): hashing or checking failed
+        raise fail(f"not a valid villages checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+    return blob
+
+
+def _validate(blob, fail, resumable: bool) -> None:
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise fail(f"not a villages checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
     version = blob.get("version")
@@ -113,8 +123,9 @@ def read_checkpoint(path, resumable: bool = False) -> dict:
     check_meta(blob["meta"], fail)
     model = blob["model"]
     if not isinstance(model, dict) or not model or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
-        raise fail("'model' is not a state dict (names -> tensors)")
+            isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided and v.is_floating_point()
+            for k, v in model.items()):
+        raise fail("'model' is not a state dict (names -> dense floating-point tensors)")
     bad = _first_non_finite(blob)
     if bad is not None:
         raise fail(f"{bad} holds NaN or infinite values (a diverged run); refusing to use it")
@@ -123,7 +134,6 @@ def read_checkpoint(path, resumable: bool = False) -> dict:
         if missing:
             raise fail(f"not a resumable training checkpoint (lacks {', '.join(map(repr, missing))}; "
                        f"final.pt holds the model only: resume from the run's checkpoint.pt)")
-    return blob
 
 
 def check_meta(meta, fail) -> None:

@@ -218,7 +218,10 @@ def net_from_checkpoint(blob: dict, path) -> nn.Module:
         shell = net_from_meta(meta)
     check_state_dict(shell, blob["model"], path)
     net = net_from_meta(meta)
-    net.load_state_dict(blob["model"])
+    try:
+        net.load_state_dict(blob["model"])
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its weights cannot be loaded ({type(e).__name__}: {e})") from None
     return net
 
 

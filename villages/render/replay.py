@@ -546,7 +546,7 @@ def load_replay(path) -> Replay:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
         raise fail(f"not a valid replay archive - the file is truncated or not a .npz zip ({e})") from None
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, OverflowError) as e:
         raise fail(f"cannot be opened as a .npz archive - truncated or corrupted ({e})") from None
     with zf:
         infos = zf.infolist()
@@ -581,7 +581,8 @@ def load_replay(path) -> Replay:
                     arrays[member] = read(member)
         except ReplayError:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError,
+                RuntimeError, OverflowError, MemoryError) as e:  # (RuntimeError: a flipped "encrypted" flag bit)
             raise fail(f"corrupted data in member {member!r} ({type(e).__name__}: {e})") from None
     if version >= 2:
         stored = arrays.pop("sha256", None)

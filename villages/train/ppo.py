@@ -175,17 +175,23 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
         blob = read_checkpoint(ckpt_path, resumable=True)
         run_dir.check_same_args(given, blob["meta"].get("args", given), str(ckpt_path), defaults)
         check_state_dict(net, blob["model"], ckpt_path)
-        net.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        torch.set_rng_state(blob["torch_rng"])
-        if "numpy_rng" in blob:
-            _set_numpy_rng_state(blob["numpy_rng"])
-        start_update, global_step, episode = int(blob["update"]), int(blob["meta"]["step"]), int(blob["episode"])
-        next_done = bool(blob.get("next_done", False))
-        report = blob.get("report")
-        attacks = np.asarray(blob.get("attacks", [0.0, 0.0]), dtype=float)
-        if "episode_actions" in blob:
-            episode_actions = list(blob["episode_actions"])
+        try:  # (the file's hash is right, so only a file written by something else fails here)
+            net.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            torch.set_rng_state(blob["torch_rng"])
+            if "numpy_rng" in blob:
+                _set_numpy_rng_state(blob["numpy_rng"])
+            start_update, global_step, episode = int(blob["update"]), int(blob["meta"]["step"]), int(blob["episode"])
+            next_done = bool(blob.get("next_done", False))
+            report = blob.get("report")
+            attacks = np.asarray(blob.get("attacks", [0.0, 0.0]), dtype=float).reshape(2)
+            episode_actions = list(blob.get("episode_actions", []))
+            if episode_actions and episode_actions[0].shape != (B * F,):
+                raise ValueError(f"episode actions of shape {tuple(episode_actions[0].shape)}, expected {(B * F,)}")
+            if not 0 <= start_update <= args.num_updates:
+                raise ValueError(f"update {start_update} outside 0..{args.num_updates}")
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+            raise CheckpointError(f"{ckpt_path}: not a valid trainer state ({type(e).__name__}: {e})") from None
         log(f"resumed from {ckpt_path} at update {start_update} (step {global_step})")
     elif resume and saved is None:
         raise CheckpointError(f"{ckpt_path}: nothing to resume from")
