@@ -338,7 +338,7 @@ def test_cli_integer_lists_fuzzed(text):
     except InputError as e:
         assert_one_line(e, "--seeds: ")
         return
-    assert values and all(isinstance(v, int) and 0 <= v < 2**62 for v in values)
+    assert values and all(isinstance(v, int) and 0 <= v <= LIMITS["MAX_SEED"].value for v in values)
 
 
 @settings(max_examples=300, deadline=None)

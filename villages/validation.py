@@ -82,7 +82,9 @@ MAX_CHECKPOINT_BYTES = Limit(1 << 30, "the largest network the limits allow with
                                       "1 GiB")
 MAX_REPLAY_BYTES = Limit(1 << 30, "a replay of the largest scenario the limits allow (512 sites, 10,000 ticks) is "
                                   "about 250 MB uncompressed")
-MAX_EPISODES = Limit(1_000_000, "episodes run in batches held in memory at once per seed")
+MAX_EPISODES = Limit(1_000_000, "the worlds of evaluation seed s are s x 1,000,000 + episode: more episodes would "
+                                 "replay the next seed's worlds")
+MAX_SEED = Limit(2**31 - 1, "world seeds are a seed times about 10^6 plus a world index, kept in int64")
 MAX_SEEDS = Limit(1000, "each seed is a full evaluation")
 
 LIMITS = {name: value for name, value in globals().items() if isinstance(value, Limit)}
@@ -103,8 +105,10 @@ def finite(x) -> bool:
         return False
 
 
-def parse_ints(text: str, option: str, minimum: int = 0, limit: Limit = MAX_SEEDS) -> list[int]:
-    """A comma-separated list of integers from the command line (``--seeds 0,1,2``)."""
+def parse_ints(text: str, option: str, minimum: int = 0, limit: Limit = MAX_SEEDS,
+               largest: Limit = MAX_SEED) -> list[int]:
+    """A comma-separated list of integers from the command line (``--seeds 0,1,2``): at most
+    ``limit`` of them, each in [minimum, largest]."""
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or any(not re.fullmatch(r"-?[0-9]+", p) for p in parts):
         raise InputError(describe(option, "value", "comma-separated integers such as 0,1,2", text))
@@ -114,8 +118,8 @@ def parse_ints(text: str, option: str, minimum: int = 0, limit: Limit = MAX_SEED
     for v in values:
         if v < minimum:
             raise InputError(describe(option, "value", f"integers >= {minimum}", v))
-        if v >= 2**62:  # seeds are mixed into int64 world keys
-            raise InputError(describe(option, "value", "integers below 2**62", v, "seeds are mixed in int64"))
+        if v > largest.value:
+            raise over(largest, option, "value", "integers", v)
     return values
 
 

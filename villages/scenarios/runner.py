@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from villages.validation import check_output_path
+from villages.validation import MAX_EPISODES, check_count, check_output_path
 
 from .loader import load
 from .metrics import SCALAR_METRICS, EpisodeAccumulator, EpisodeResults
@@ -303,8 +303,7 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
         typer.echo(f"Error: {msg}", err=True)
         raise typer.Exit(code=2)
 
-    if episodes < 1:
-        fail(f"--episodes must be >= 1, got {episodes}")
+    check_count(episodes, "--episodes", 1, MAX_EPISODES)
     if not seeds:
         fail("--seeds needs at least one seed")
     check_output_path(json_out, "--json")

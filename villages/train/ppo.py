@@ -51,7 +51,7 @@ from villages.policies.neural import (
 )
 from villages.scenarios import ScenarioGame, game_config, load
 from villages.scenarios.spec import OBJECTIVES
-from villages.validation import InputError, check_count, check_output_path, finite
+from villages.validation import MAX_SEED, InputError, check_count, check_output_path, finite
 
 from . import run_dir
 from .args import PPOArgs, ScenarioArgs
@@ -652,7 +652,7 @@ def plot_curve(metrics_path, png_path, title=""):
 def cli_train(scenario, objective, seed, steps, out, resume=False):
     out = Path(check_output_path(out, "--out", "folder"))
     check_count(steps, "--steps", 1)
-    check_count(seed, "--seed", 0)
+    check_count(seed, "--seed", 0, MAX_SEED)
     options = {"scenario": scenario, "objective": objective, "seed": seed, "total_steps": steps}
     saved = run_dir.saved_args(out) if resume else None
     if saved is not None:  # continue the run as it was started; options given here must agree with it

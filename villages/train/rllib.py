@@ -466,10 +466,10 @@ def cli_train(scenario, objective, seed, steps, out, num_env_runners=2, address=
                      address=address)
     from villages.train import run_dir
     from villages.train.ppo import check_scenario_args
-    from villages.validation import check_count, check_output_path
+    from villages.validation import MAX_SEED, check_count, check_output_path
 
     check_count(steps, "--steps", 1)
-    check_count(seed, "--seed", 0)
+    check_count(seed, "--seed", 0, MAX_SEED)
     check_count(num_env_runners, "--num-env-runners", 0)
     check_scenario_args(args)
     out = Path(check_output_path(out, "--out", "folder"))
