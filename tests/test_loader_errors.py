@@ -8,8 +8,10 @@ and the expectation (and, where there is one, the offending value).
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from villages.scenarios import ScenarioError, load, load_file, parse
@@ -295,3 +297,79 @@ def test_unknown_builtin_name():
 def test_parse_names_its_source():
     with pytest.raises(ScenarioError, match=r"^my-dict: players: expected"):
         parse({"name": "x", "alliances": [{"name": "A"}], "players": []}, source="my-dict")
+
+
+# --- limits: sizes the engine cannot hold are refused before anything is built ---------------------
+
+
+def _alliances(n: int) -> str:
+    text = 'name = "many"\n[map]\nn_villages = 20\nn_rows = 8\nn_barbarian = 0\nepisode_length = 5\n'
+    text += "".join(f'[[alliances]]\nname = "A{i}"\n' for i in range(n))
+    return text + "".join(f'[[players]]\nname = "P{i}"\nalliance = "A{i}"\npolicy = "{"focal" if i == 0 else "raider"}"\n'
+                          for i in range(n))
+
+
+def test_twelve_alliances_run_and_thirteen_are_refused(tmp_path):
+    """12 is the engine's limit (the mask's diplomacy field: 3 + 4 x alliances <= 53 bits)."""
+    from villages.scenarios import ScenarioGame
+
+    spec = load_file(write(tmp_path, _alliances(12), "twelve.toml"))
+    game = ScenarioGame(spec, 1)
+    game.reset(np.array([0]))
+    game.step(np.zeros((1, 1), np.int64))
+    check(tmp_path, _alliances(13), "alliances", "at most 12", "got 13", "53-bit field")
+
+
+def test_limits_of_the_map(tmp_path):
+    check(tmp_path, BASE.replace("n_villages = 12", "n_villages = 100000000"), "map.n_villages", "at most 512",
+          "distance table")
+    check(tmp_path, BASE.replace("episode_length = 20", "episode_length = 1000000000"), "map.episode_length",
+          "at most 10,000", "1 ms per tick")
+
+
+def test_troop_counts_that_would_overflow(tmp_path):
+    check(tmp_path, BASE.replace("spear = 5", "spear = 9000000000000000000"), "start_troops.spear",
+          "at most 1,000,000,000", "int32")
+    check(tmp_path, BASE.replace("spear = 5", "spear = 100000000"), "start_troops.spear",
+          "troops per world (12 sites", "got 1200000000")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_reward_weights(tmp_path, value):
+    check(tmp_path, f"damage_credit = {value}\n" + BASE, "damage_credit", "a finite number", value)
+
+
+def test_huge_reward_weight(tmp_path):
+    check(tmp_path, "loss_penalty = 1e300\n" + BASE, "loss_penalty", "at most 1e+06", "float32")
+
+
+def test_non_utf8_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(BASE.replace("tiny", "t\xe9").encode("latin-1"))
+    with pytest.raises(ScenarioError, match=r"latin1.toml: <file>: expected UTF-8 text .*byte 0xe9 at offset 9"):
+        load_file(path)
+
+
+def test_deeply_nested_file(tmp_path):
+    check(tmp_path, "x = " + "[" * 5000 + "]" * 5000 + "\n" + BASE, "<syntax>", "nested at most 32 deep", "5000")
+
+
+def test_huge_file(tmp_path):
+    check(tmp_path, BASE + "#" * (2 << 20), "<file>", "at most 1,048,576 bytes")
+
+
+def test_specs_built_in_python_meet_the_same_limits():
+    import dataclasses
+
+    from villages.scenarios import game_config
+
+    spec = parse(tomllib.loads(BASE), "base")
+    big = dataclasses.replace(spec, map=dataclasses.replace(spec.map, n_villages=100_000_000))
+    with pytest.raises(ScenarioError, match=r"scenario 'tiny': map.n_villages: expected a number of sites at most 512"):
+        game_config(big)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_endless_device_is_read_only_up_to_the_bound():
+    with pytest.raises(ScenarioError, match=r"^/dev/zero: <file>: expected a file of at most 1,048,576 bytes, got more"):
+        load_file("/dev/zero")

@@ -45,7 +45,7 @@ def test_round_trip(replay, replay_file):
         np.testing.assert_array_equal(a, b, err_msg=name)
     assert back.meta == replay.meta
     assert back.meta["alliance_names"][2] == "Brotherhood"
-    assert back.meta["format_version"] == 2
+    assert back.meta["format_version"] == 3
     assert sorted(back.events) == sorted(replay.events)
     for kind, cols in replay.events.items():
         assert sorted(cols) == sorted(back.events[kind])

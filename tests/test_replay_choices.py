@@ -1,4 +1,4 @@
-"""The focal agent's recorded choices (replay format version 2): what a neural policy
+"""The focal agent's recorded choices (replay format version 3): what a neural policy
 chose, its top alternatives with probabilities and its value estimate, from the forward
 pass that chose; scripted bots' actions without probabilities; format round trip,
 version-1 files and validation."""
@@ -127,7 +127,7 @@ def test_bots_record_their_choice_without_probabilities(setting, tmp_path):
 def test_choices_round_trip(neural_run, tmp_path):
     _, _, replay = neural_run
     back = load_replay(save_replay(replay, tmp_path / "again.replay.npz"))
-    assert back.meta["format_version"] == 2
+    assert back.meta["format_version"] == 3
     for name, dtype, _ in CHOICE_ARRAYS:
         assert getattr(back, name).dtype == np.dtype(dtype)
         np.testing.assert_array_equal(getattr(back, name), getattr(replay, name), err_msg=name)
@@ -136,6 +136,15 @@ def test_choices_round_trip(neural_run, tmp_path):
 
 
 def _write(arrays, path):
+    """Write edited arrays as a replay file; a version-3 file gets a fresh index and content hash
+    (so that the edit, not the hash, is what the loader sees)."""
+    from villages.render.replay_check import sha256_of
+
+    arrays = {k: v for k, v in arrays.items() if k != "sha256"}
+    if int(arrays["version"]) >= 3:
+        arrays = {k: v for k, v in arrays.items() if k != "index"}
+        arrays["index"] = np.array(sorted([*arrays, "sha256"]))
+        arrays["sha256"] = np.array(sha256_of(arrays))
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
     return path
@@ -151,10 +160,10 @@ def test_version_1_files_load_without_choices(neural_run, tmp_path):
     assert not old.has_choices and not old.has_choice_probs
     assert old.choice_action.shape == (replay.n_frames,) and old.choice_top_prob.shape == (replay.n_frames, 0)
     np.testing.assert_array_equal(old.owner, replay.owner)
-    # a version-2 file must carry its choice arrays
-    arrays["version"] = np.array(2)
-    with pytest.raises(ReplayError, match=r"v2-missing.replay.npz.*missing arrays.*choice_action"):
-        load_replay(_write(arrays, tmp_path / "v2-missing.replay.npz"))
+    # a version-3 file must carry its choice arrays
+    arrays["version"] = np.array(3)
+    with pytest.raises(ReplayError, match=r"v3-missing.replay.npz.*missing arrays.*choice_action"):
+        load_replay(_write(arrays, tmp_path / "v3-missing.replay.npz"))
 
 
 @pytest.mark.parametrize("name, value, message", [

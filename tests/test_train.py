@@ -26,6 +26,7 @@ from villages.policies.neural import CheckpointError, read_checkpoint
 from villages.scenarios import load
 from villages.scenarios.runner import run_episodes
 from villages.train.ppo import Args, train
+from villages.validation import InputError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,7 +86,6 @@ def test_same_seed_same_final_weights(tiny_run, tmp_path):
     a, b = weights(tiny_run / "final.pt"), weights(tmp_path / "again" / "final.pt")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    no_speed = lambda r: [{k: v for k, v in x.items() if k != "charts/SPS"} for x in r]  # noqa: E731
     assert no_speed(rows(tiny_run)) == no_speed(rows(tmp_path / "again"))
     train(tiny(seed=4, total_steps=512), tmp_path / "other", log=lambda *_: None)
     c = weights(tmp_path / "other" / "final.pt")
@@ -112,39 +112,101 @@ def test_two_processes_play_the_rollouts_of_one(tmp_path):
     assert logged[1] == logged[2]
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    out = tmp_path / "killed"
-    args = tiny(seed=5, total_steps=8192, checkpoint_every=1)
+def _start_run(args: Args, out: Path) -> subprocess.Popen:
     script = textwrap.dedent(f"""
         from pathlib import Path
         from villages.train.ppo import Args, train
         train(Args(**{dataclasses.asdict(args)!r}), Path({str(out)!r}), log=lambda *_: None)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
+    return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _kill_when(proc: subprocess.Popen, ready) -> None:
+    """SIGKILL the run (and its helper process) as soon as ``ready()``."""
     try:
-        deadline = time.monotonic() + 90
-        while not (out / "checkpoint.pt").exists():
-            assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "no checkpoint within 90 s"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)  # the trainer and its helper process
+        deadline = time.monotonic() + 300  # a guard against a hung run, generous for a loaded machine
+        while not ready():
+            assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "the run made no progress within 300 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.stderr.close()
-    done = read_checkpoint(out / "checkpoint.pt")["update"]
-    assert 1 <= done < args.num_updates and not (out / "final.pt").exists()
-    logged = [x["update"] for x in rows(out)]
+
+
+def _n_rows(out: Path) -> int:
+    path = out / "metrics.jsonl"
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def no_speed(r: list[dict]) -> list[dict]:
+    return [{k: v for k, v in x.items() if k != "charts/SPS"} for x in r]  # (wall-clock speed is not a result)
+
+
+@pytest.fixture(scope="module")
+def resumable_reference(tmp_path_factory):
+    """The uninterrupted run the killed ones must reproduce: checkpoints every 3 updates of 16 ticks
+    (so most are mid-episode: episodes are 150 ticks) and one episode end on the way."""
+    args = tiny(seed=5, checkpoint_every=3)
+    out = tmp_path_factory.mktemp("reference")
+    train(args, out, log=lambda *_: None)
+    return args, out
+
+
+@pytest.mark.parametrize("kill_after_rows", [1, 5, 11])
+def test_killed_run_resumes_exactly(resumable_reference, tmp_path, kill_after_rows):
+    """SIGKILL at some moment (before the first checkpoint; between checkpoints mid-episode; after an
+    episode ended), then --resume: the same final weights and the same metrics.jsonl, each update once."""
+    args, reference = resumable_reference
+    out = tmp_path / "killed"
+    _kill_when(_start_run(args, out), lambda: _n_rows(out) >= kill_after_rows)
+    assert not (out / "final.pt").exists(), "the run finished before the kill: nothing was tested"
+    killed_at = _n_rows(out)
     log = []
     final = train(args, out, resume=True, log=log.append)
-    assert final == out / "final.pt" and final.is_file()
-    assert any(f"at update {done}" in m for m in log), log
-    after = [x["update"] for x in rows(out)]
-    assert after[: len(logged)] == logged and after[-1] == args.num_updates
-    assert after[len(logged):] == list(range(done + 1, args.num_updates + 1))
-    assert read_checkpoint(out / "checkpoint.pt")["update"] == args.num_updates
+    a, b = weights(reference / "final.pt"), weights(final)
+    assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after a kill at row {killed_at} ({log})"
+    assert no_speed(rows(out)) == no_speed(rows(reference)), log
+    assert not list(out.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_resume_refuses_different_arguments(resumable_reference, tmp_path):
+    args, reference = resumable_reference
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("args.json", "checkpoint.pt"):
+        (out / name).write_bytes((reference / name).read_bytes())
+    with pytest.raises(InputError) as info:
+        train(dataclasses.replace(args, seed=6, learning_rate=1e-3), out, resume=True, log=lambda *_: None)
+    msg = str(info.value)
+    assert "seed 6 (given) vs 5 (the run's)" in msg and "learning_rate 0.001 (given) vs 0.0005" in msg, msg
+    res = CliRunner().invoke(app, ["train", "--resume", "--out", str(out), "--seed", "9"])
+    assert res.exit_code == 2 and "seed 9 (given) vs 5 (the run's)" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    res = CliRunner().invoke(app, ["train", "--resume", "--out", str(out), "--seed", "5"])  # the run's own: fine
+    assert res.exit_code == 0 and f"wrote {out / 'final.pt'}" in res.output, res.output
+    a, b = weights(reference / "final.pt"), weights(out / "final.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_second_run_into_a_live_runs_folder_is_refused(tmp_path):
+    out = tmp_path / "busy"
+    proc = _start_run(tiny(seed=1, total_steps=1 << 20), out)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "args.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the first run did not start"
+            time.sleep(0.05)
+        with pytest.raises(InputError, match=f"pid {proc.pid}.*another --out"):
+            train(tiny(seed=2), out, log=lambda *_: None)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
 
 
 class _Payload:
@@ -186,6 +248,12 @@ def test_bad_checkpoints_are_refused_with_a_clear_error(tiny_run, tmp_path, kind
         train(tiny(), tmp_path, resume=True, log=lambda *_: None)
     assert expect in str(info.value)
     assert not marker.exists(), "loading the checkpoint ran code from it"
+
+
+def test_a_final_model_is_not_a_resume_checkpoint(tiny_run, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes((tiny_run / "final.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="not a resumable training checkpoint.*final.pt holds the model only"):
+        train(tiny(), tmp_path, resume=True, log=lambda *_: None)
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path):

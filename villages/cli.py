@@ -2,30 +2,53 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from villages.validation import InputError, check_count, check_output_path, parse_fractions, parse_ints
+
 SEEDS_HELP = "evaluation seeds: a list such as 0,1,2 or a range such as 0-9 (--seeds is such a list in every command)"
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,5-7"`` -> [0, 1, 5, 6, 7]; a clear error for anything else."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, dash, hi = part.strip().partition("-")
+    """``"0,1,5-7"`` -> [0, 1, 5, 6, 7]; a one-line error (``typer.BadParameter``) for anything else."""
+    try:
+        return parse_ints(text, "--seeds")
+    except InputError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _one_line_errors(command):
+    """Bad input (an ``InputError`` from any loader or check) ends the command with its one-line
+    message on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
         try:
-            seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-        except ValueError:
-            raise typer.BadParameter(f"--seeds: expected integers >= 0 like 0,1,2 or 0-9, got {text!r}") from None
-    if not seeds:
-        raise typer.BadParameter(f"--seeds: the range {text!r} is empty")
-    return seeds
+            return command(*args, **kwargs)
+        except InputError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full ...)
+            if e.filename is None:
+                raise
+            typer.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="villages: a strategy-game testbed for outer and inner misalignment.")
+class _App(typer.Typer):
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda f: register(_one_line_errors(f))
+
+
+app = _App(add_completion=False, no_args_is_help=True,
+           help="villages: a strategy-game testbed for outer and inner misalignment.")
 
 
 @app.command()
@@ -96,6 +119,8 @@ def demo(
     """Train troops / villages / diverse agents from scratch, evaluate, write report.md."""
     from villages.experiments.demo import run_demo
 
+    check_count(n_seeds, "--n-seeds", 1)
+    check_output_path(out, "--out", "folder")
     run_demo(out=out, quick=quick, n_seeds=n_seeds)
 
 
@@ -115,14 +140,13 @@ def sweep_diversity(
     """Retention and misgeneralization vs the share of training episodes with a randomized enemy."""
     from villages.experiments.sweep import run_sweep
 
-    fractions: str = typer.Option("0,0.1,0.25,0.5,0.75,0.85,0.9,0.95,1"),
-    n_seeds: int = typer.Option(3, help="training seeds per fraction (seeds 0 .. N-1)"),
-    executor: str = typer.Option("local", help="where the (native) training runs go: local | ray (Ray Tune)"),
-    address: Optional[str] = typer.Option(None, help="ray only: an existing Ray cluster"),
-    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the sweep's)"),
-    reuse: Optional[Path] = typer.Option(Path("runs/demo/agents"), help="finished agents to reuse where their "
-                                         "training settings are the same (0% is the demo's villages agents, 100% its "
-                                         "diverse agents)"),
+    check_count(n_seeds, "--n-seeds", 1)
+    check_count(steps, "--steps", 1)
+    check_output_path(out, "--out", "folder")
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor: expected local or ray, got {executor!r}")
+    run_sweep(out=out, fractions=parse_fractions(fractions, "--fractions"), n_seeds=n_seeds, backend=executor,
+              address=address, steps=steps, reuse=reuse)
 
 
 @app.command()

@@ -215,6 +215,9 @@ def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: i
     from villages.scenarios import ScenarioError
     from villages.scenarios.runner import PolicyError
 
+    from villages.validation import check_output_path
+
+    check_output_path(out, "--out")
     try:
         d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed, **kw)
     except (CheckpointError, ScenarioError, PolicyError, ValueError, FileNotFoundError) as e:

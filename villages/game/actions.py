@@ -25,6 +25,9 @@ from .config import ALLY, BARRACKS, BUILDINGS, FARM, HQ, MARKET, NO_OWNER, PEACE
 from .state import State
 
 DIPLOMACY_VERBS = ("declare_war", "offer_peace", "offer_alliance", "accept")
+# The mask places its diplomacy field (one bit per verb and alliance, after the 3 global
+# actions) with one float64 product, exact up to 53 bits (``_MaskPlan``): 3 + 4 * A <= 53.
+MAX_ALLIANCES = (53 - 3) // len(DIPLOMACY_VERBS)
 ROW_VERBS_FIXED = ("attack", "support", "found")
 
 

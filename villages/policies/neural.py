@@ -10,8 +10,7 @@ the two it learns is then up to the training distribution.
 
 ``FlatPolicyNet`` is the plain-MLP ablation.
 
-Checkpoints are plain dicts of tensors and primitives, written with ``torch.save`` and
-read with ``torch.load(weights_only=True)``; anything else is refused.
+Checkpoint files (format, hash, validation) are ``villages.policies.checkpoint``.
 """
 
 from __future__ import annotations
@@ -26,8 +25,14 @@ from villages.game import ObservationLayout, rng
 from villages.game.actions import ActionLayout
 from villages.policies.base import choice_from_logits
 
-CHECKPOINT_FORMAT = "villages-checkpoint"
-CHECKPOINT_VERSION = 1
+from .checkpoint import (  # noqa: F401  (re-exported: the trainers and tests import them from here)
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    check_state_dict,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 class Tanh(nn.Module):
@@ -208,53 +213,33 @@ class NeuralPolicy:
         return logits.argmax(-1)
 
 
-class CheckpointError(ValueError):
-    pass
-
-
-def save_checkpoint(path, net: nn.Module, meta: dict, extra: dict | None = None) -> None:
-    """Atomic write: a crash mid-save never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "meta": meta,
-            "model": net.state_dict(), **(extra or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-
-
-def read_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling refused, truncated zip, not a torch file ...
-        raise CheckpointError(f"{path}: not a readable villages checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a villages checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
-    if blob.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {blob.get('version')} is not supported "
-                              f"(this villages reads version {CHECKPOINT_VERSION})")
-    for key in ("meta", "model"):
-        if key not in blob:
-            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
-    return blob
-
-
 def net_from_meta(meta: dict) -> nn.Module:
     o = ObservationLayout(meta["n_rows"], meta["n_alliances"], meta["banner_dim"])
     a = ActionLayout(meta["n_rows"], meta["n_alliances"])
     return build_net(meta["arch"], o, a, meta["hidden"])
 
 
+def net_from_checkpoint(blob: dict, path) -> nn.Module:
+    """The network a validated checkpoint (``read_checkpoint``) describes, with its weights.
+    Its shapes are compared with the file's on the meta device first: a checkpoint whose
+    meta asks for a network other than the one it holds allocates nothing."""
+    meta = blob["meta"]
+    if meta["arch"] not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: meta 'arch': expected one of {', '.join(sorted(ARCHITECTURES))}, "
+                              f"got {meta['arch']!r}")
+    with torch.device("meta"):
+        shell = net_from_meta(meta)
+    check_state_dict(shell, blob["model"], path)
+    net = net_from_meta(meta)
+    try:
+        net.load_state_dict(blob["model"])
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its weights cannot be loaded ({type(e).__name__}: {e})") from None
+    return net
+
+
 def load_policy(path, deterministic: bool = False) -> NeuralPolicy:
     blob = read_checkpoint(path)
-    meta = blob["meta"]
-    try:
-        net = net_from_meta(meta)
-        net.load_state_dict(blob["model"])
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path}: checkpoint does not match the network it describes ({e})") from None
-    meta = dict(meta, name=str(Path(path)))
+    net = net_from_checkpoint(blob, path)
+    meta = dict(blob["meta"], name=str(Path(path)))
     return NeuralPolicy(net, meta, deterministic)

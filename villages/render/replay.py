@@ -5,6 +5,9 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
 
 * ``format`` (str ``"villages-replay"``) and ``version`` (int, ``FORMAT_VERSION``);
 * ``index``: the names of all other members (a damaged zip directory is detected);
+* ``sha256`` (version 3; some version-2 files): a hash of every other member's name, dtype, shape and bytes
+  (``replay_check.sha256_of``), so that corruption inside a member's data is caught even
+  where the zip's CRC is not checked;
 * ``meta``: one JSON string (see ``ReplayRecorder`` for the keys);
 * per-frame arrays, leading axis T (frames): ``tick[T]``, ``owner[T,V]``,
   ``troops[T,V,U]``, ``buildings[T,V,K]``, ``integrity[T,V]``, ``resources[T,V,R]``,
@@ -13,18 +16,21 @@ A replay is a compressed ``.npz`` archive (``np.savez_compressed``; suggested su
   its current leg) and ``army_from[T,M]`` (site it set off from: for a returning army
   the battlefield, which the engine does not keep), ``reward[T]`` and ``intended[T]``
   (NaN where not given);
-* the focal agent's choice (version 2), per frame, leading axis T: what it chose seeing
+* the focal agent's choice (version 3; some version-2 files), per frame, leading axis T: what it chose seeing
   that frame's state (so the last frame has none): ``choice_action[T]`` (action index,
   -1: none recorded), ``choice_prob[T]`` (its probability), ``choice_top_action[T,K]`` /
   ``choice_top_prob[T,K]`` (the K most probable legal actions, -1 / NaN padded) and
   ``choice_value[T]`` (the value estimate); probabilities and value are NaN where the
   policy gives none (scripted bots). All come from the forward pass that chose the action;
 * static arrays: ``pos[V,2]``, ``player_alliance[P+1]``, ``banner[A+1,D]``, ``home[P+1]``,
-  and (version 2) ``row_village[N]`` (the site each of the focal seat's action rows
+  and (version 3) ``row_village[N]`` (the site each of the focal seat's action rows
   targets) and ``alliance_order[A]`` (the alliance of each diplomacy-table row);
 * the event log: ``event/<kind>/<column>`` for every event kind that occurred, with the
   engine's columns (less ``world``) plus ``frame``: the index of the snapshot recorded
   together with the event (the state right after it).
+
+Reading a file checks its size before inflating it (``MAX_REPLAY_BYTES``), its hash, and
+every value the viewer indexes with (``replay_check.check_contents``).
 
 Frame ``i`` is the state after the step whose events carry ``frame == i``; the event's
 own ``tick`` column is the game tick at which it happened (the tick *before* the step).
@@ -38,7 +44,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -46,14 +51,22 @@ from pathlib import Path
 
 import numpy as np
 
+from villages.atomic import atomic_write
 from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
 from villages.game.actions import ActionLayout
 from villages.game.config import ARMY_RETURN
+from villages.validation import MAX_REPLAY_BYTES, InputError
+
+from .replay_check import check_contents, sha256_of
 
 FORMAT_NAME = "villages-replay"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: before the choice arrays (loaded with none recorded)
+FORMAT_VERSION = 3
+# Version 1: neither hash nor choices. Version 2 was written with one of the two (the content hash or
+# the choice arrays, from two branches of work merged on the same day): read with whichever it has.
+# Version 3: both.
+READABLE_VERSIONS = (1, 2, 3)
 TOP_K = 5  # alternatives a recorder keeps per decision
+MAX_MEMBERS = 10_000  # arrays in one file: the engine has a few dozen event columns
 
 # Default alliance colours (RGB) when the scenario gives none; barbarians are grey.
 DEFAULT_COLOURS = (
@@ -116,7 +129,7 @@ _ALL_FRAME_ARRAYS = FRAME_ARRAYS + tuple((name, dtype) for name, dtype, _ in CHO
 _ALL_STATIC_ARRAYS = STATIC_ARRAYS + CHOICE_STATIC_ARRAYS
 
 
-class ReplayError(Exception):
+class ReplayError(InputError):
     """A replay file cannot be read: names the file and what is wrong with it."""
 
 
@@ -514,16 +527,11 @@ def save_replay(replay: Replay, path) -> Path:
 
 
 def _write(arrays: dict[str, np.ndarray], path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Atomic write (temporary file, fsync, rename) with the content hash."""
+    arrays = {k: v for k, v in arrays.items() if k not in ("index", "sha256")}
+    arrays["index"] = np.array(sorted([*arrays, "sha256"]))
+    arrays["sha256"] = np.array(sha256_of(arrays))
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 # ---------------------------------------------------------------------------------
@@ -536,10 +544,14 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
         raise (fail(msg) if fail else ValueError(msg))
 
     meta = json.loads(str(arrays["meta"]))
-    T = arrays["tick"].shape[0]
+    if not isinstance(meta, dict):
+        bad(f"meta: expected a JSON object, got {type(meta).__name__}")
     kw = {}
     for name, dtype in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS:
         kw[name] = arrays[name]
+        if kw[name].ndim != _NDIM[name]:
+            bad(f"array {name!r} has {kw[name].ndim} dimensions, expected {_NDIM[name]}")
+    T = arrays["tick"].shape[0]
     for name, _ in FRAME_ARRAYS:
         if kw[name].shape[:1] != (T,):
             bad(f"array {name!r} has shape {kw[name].shape}, expected {T} frames (as 'tick')")
@@ -555,8 +567,17 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
     if kw["relation"].shape != (T, A1, A1) or kw["banner"].shape[0] != A1:
         bad(f"relation {kw['relation'].shape} and banner {kw['banner'].shape} disagree on the number of alliances")
     P1 = kw["player_alliance"].shape[0]
-    if kw["player_active"].shape != (T, P1):
-        bad(f"player_active has shape {kw['player_active'].shape}, expected {(T, P1)}")
+    if kw["player_active"].shape != (T, P1) or kw["home"].shape != (P1,):
+        bad(f"player_active {kw['player_active'].shape} and home {kw['home'].shape} do not fit {P1 - 1} players "
+            f"and {T} frames")
+    if A1 < 1 or P1 < 2 or V < 1:
+        bad(f"expected at least one site, player and alliance, got {V}, {P1 - 1}, {A1 - 1}")
+    for name, n, what in (("troops", len(UNITS), "units"), ("army_troops", len(UNITS), "units"),
+                          ("buildings", len(BUILDINGS), "buildings"), ("resources", len(RESOURCES), "resources")):
+        if kw[name].shape[-1] != n:
+            bad(f"array {name!r} has shape {kw[name].shape}, expected {n} {what} in its last axis")
+    if kw["pos"].shape != (V, 2):
+        bad(f"array 'pos' has shape {kw['pos'].shape}, expected {(V, 2)}")
     for key, n in (("alliance_names", A1 - 1), ("alliance_tags", A1 - 1), ("alliance_colours", A1 - 1),
                    ("player_names", P1 - 1), ("village_names", V)):
         if len(meta.get(key, ())) != n:
@@ -572,9 +593,14 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
                 bad(f"bad event array name {name!r} (expected event/<kind>/<column>)")
             events.setdefault(parts[1], {})[parts[2]] = arr
     for kind, cols in events.items():
+        for col, c in cols.items():
+            if c.ndim < 1:
+                bad(f"array 'event/{kind}/{col}': expected a column (one row per event), got a single value")
         lengths = {k: len(c) for k, c in cols.items()}
         if len(set(lengths.values())) > 1 or "frame" not in cols or "tick" not in cols:
             bad(f"event table {kind!r} is inconsistent (column lengths {lengths}; needs 'frame' and 'tick')")
+    if path is not None:  # (a recording in memory is the engine's own output)
+        check_contents(kw, meta, events, dict(FRAME_ARRAYS + STATIC_ARRAYS), bad)
     return Replay(meta=meta, events=events, path=path, **kw)
 
 
@@ -616,6 +642,12 @@ def _without_choices(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+_NDIM = {"tick": 1, "reward": 1, "intended": 1, "player_alliance": 1, "home": 1, "troops": 3, "buildings": 3,
+         "resources": 3, "relation": 3, "army_troops": 3}
+_NDIM.update({"choice_action": 1, "choice_prob": 1, "choice_value": 1, "row_village": 1, "alliance_order": 1})
+_NDIM = {name: _NDIM.get(name, 2) for name, _ in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS}
+
+
 def load_replay(path) -> Replay:
     """Read a replay file; raises ``ReplayError`` naming the file and the problem."""
     path = Path(path)
@@ -634,9 +666,16 @@ def load_replay(path) -> Replay:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
         raise fail(f"not a valid replay archive - the file is truncated or not a .npz zip ({e})") from None
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, OverflowError) as e:
         raise fail(f"cannot be opened as a .npz archive - truncated or corrupted ({e})") from None
     with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise fail(f"expected at most {MAX_MEMBERS:,} arrays, got {len(infos):,}")
+        inflated = sum(i.file_size for i in infos)
+        if inflated > MAX_REPLAY_BYTES.value:
+            raise fail(f"expected at most {MAX_REPLAY_BYTES} bytes of arrays, got {inflated:,} once inflated "
+                       f"({MAX_REPLAY_BYTES.why})")
         members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
         arrays: dict[str, np.ndarray] = {}
         member = None
@@ -663,23 +702,29 @@ def load_replay(path) -> Replay:
                     arrays[member] = read(member)
         except ReplayError:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError,
+                RuntimeError, OverflowError, MemoryError) as e:  # (RuntimeError: a flipped "encrypted" flag bit)
             raise fail(f"corrupted data in member {member!r} ({type(e).__name__}: {e})") from None
+    if version >= 3 or (version == 2 and "sha256" in arrays):
+        stored = arrays.pop("sha256", None)
+        if stored is None or stored.shape != () or str(stored) != sha256_of(arrays):
+            raise fail("content hash mismatch: the file is corrupted (its sha256 does not match its arrays)")
     if "index" in arrays:
         listed = set(str(x) for x in np.atleast_1d(arrays.pop("index")))
-        lost = sorted(listed - set(arrays))
+        lost = sorted(listed - set(arrays) - {"sha256"})  # (checked above)
         if lost:
             raise fail(f"corrupted archive directory: {len(lost)} members listed in the index are missing "
                        f"({lost[:4]}{'...' if len(lost) > 4 else ''})")
+    with_choices = version >= 3 or (version == 2 and "choice_action" in arrays)
     missing = [n for n, _ in FRAME_ARRAYS + STATIC_ARRAYS if n not in arrays]
-    if version >= 2:
+    if with_choices:
         missing += [n for n, _ in _ALL_FRAME_ARRAYS + _ALL_STATIC_ARRAYS if n not in arrays and n not in missing]
     if missing:
         raise fail(f"missing arrays {missing}")
-    if version == 1:
+    if not with_choices:
         arrays = _without_choices(arrays)
     try:
         json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as e:
-        raise fail(f"metadata is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise fail(f"metadata is not valid JSON ({type(e).__name__})") from None
     return _replay_from_arrays(arrays, name, fail)

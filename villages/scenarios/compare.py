@@ -69,6 +69,9 @@ def cli_compare(policies, baseline: str, scenario: str, episodes: int, seeds, me
     from .loader import ScenarioError
     from .runner import PolicyError
 
+    from villages.validation import check_output_path
+
+    check_output_path(json_out, "--json")
     try:
         res = compare(scenario, policies, baseline, episodes, seeds, metrics)
     except (ScenarioError, PolicyError, ValueError) as e:

@@ -1,5 +1,10 @@
 """Load scenario TOML files into ``ScenarioSpec``, with errors that name the file,
-the key path and what was expected."""
+the key path and what was expected.
+
+Sizes are bounded before anything is built from them (``check_limits``, also run on specs
+built in Python by ``game_config``): the bounds and their reasons are in
+``villages.validation``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,21 @@ from importlib import resources
 from pathlib import Path
 
 from villages.game.config import GameConfig
+from villages.validation import (
+    MAX_ALLIANCES,
+    MAX_EPISODE_LENGTH,
+    MAX_EVENTS,
+    MAX_REWARD_WEIGHT,
+    MAX_SCENARIO_BYTES,
+    MAX_TOML_DEPTH,
+    MAX_TROOPS,
+    MAX_VILLAGES,
+    AsIs,
+    InputError,
+    Limit,
+    describe,
+    finite,
+)
 
 from .spec import (
     EVENT_ACTIONS,
@@ -27,30 +47,23 @@ from .spec import (
 BUILTIN_DIR = "builtin"
 
 
-class _Text(str):
-    """A ``got`` that is a description, not a value: shown without quotes."""
-
-    def __repr__(self):
-        return str(self)
-
-
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario file or spec is malformed: message names file, key path and expectation."""
 
-    def __init__(self, source: str, key: str, expected: str, got=None):
+    def __init__(self, source: str, key: str, expected: str, got=None, why: str = ""):
         self.source, self.key, self.expected = source, key, expected
-        msg = f"{source}: {key}: expected {expected}"
-        if got is not None:
-            msg += f", got {got!r}"
-        super().__init__(msg)
+        super().__init__(describe(source, key, expected, got, why))
 
 
 class _Reader:
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, key, expected, got=None):
-        raise ScenarioError(self.source, key, expected, got)
+    def fail(self, key, expected, got=None, why=""):
+        raise ScenarioError(self.source, key, expected, got, why)
+
+    def over(self, limit: Limit, key, what, got):
+        self.fail(key, f"{what} at most {limit}", got, limit.why)
 
     def table(self, data, key, allowed, required=()):
         if not isinstance(data, dict):
@@ -62,7 +75,7 @@ class _Reader:
                 close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 self.fail(f"{key}.{k}" if key else k, f"one of the known keys ({', '.join(sorted(allowed))})",
-                          _Text(f"an unknown key{hint}"))
+                          AsIs(f"an unknown key{hint}"))
         for k in required:
             if k not in data:
                 self.fail(f"{key}.{k}" if key else k, "a value (this key is required)")
@@ -83,6 +96,8 @@ class _Reader:
         if not ok:
             self.fail(full, {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                              "list": "an array"}[kind], v)
+        if kind == "float" and not finite(v):
+            self.fail(full, "a finite number", AsIs(str(v)))
         if choices is not None and v not in choices:
             self.fail(full, f"one of {', '.join(map(str, choices))}", v)
         if minimum is not None and v < minimum:
@@ -112,14 +127,16 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         banner = r.get(d, "banner", path, "list")
         dim = GameConfig.banner_dim
         if banner is not None and (len(banner) != dim or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in banner)):
-            r.fail(f"{path}.banner", f"an array of {dim} numbers (the banner features)", banner)
+                isinstance(x, (int, float)) and not isinstance(x, bool) and finite(x) for x in banner)):
+            r.fail(f"{path}.banner", f"an array of {dim} numbers, all finite (the banner features)", banner)
         return Identity(r.get(d, "name", path, "str"), r.get(d, "tag", path, "str", ""),
                         tuple(colour) if colour else None, tuple(float(x) for x in banner) if banner else None)
 
     raw_alliances = r.get(data, "alliances", "", "list")
     if not raw_alliances:
         r.fail("alliances", "at least one [[alliances]] table", raw_alliances)
+    if len(raw_alliances) > MAX_ALLIANCES.value:
+        r.over(MAX_ALLIANCES, "alliances", "a number of [[alliances]] tables", len(raw_alliances))
     alliances = tuple(AllianceSpec(identity(a, f"alliances[{i}]")) for i, a in enumerate(raw_alliances))
     anames = [a.name for a in alliances]
     if len(set(anames)) != len(anames):
@@ -134,7 +151,10 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
 
     policies = sorted(BUILTIN) + ["focal"]
     players = []
-    for i, p in enumerate(r.get(data, "players", "", "list") or []):
+    raw_players = r.get(data, "players", "", "list") or []
+    if len(raw_players) > MAX_VILLAGES.value:  # every player holds a village
+        r.over(MAX_VILLAGES, "players", "a number of [[players]] tables (each holds a village)", len(raw_players))
+    for i, p in enumerate(raw_players):
         path = f"players[{i}]"
         r.table(p, path, _names(PlayerSpec), required=("name", "alliance"))
         players.append(PlayerSpec(
@@ -167,6 +187,10 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         relation_in_rows=r.get(m, "relation_in_rows", "map", "bool", True),
         episode_length=r.get(m, "episode_length", "map", "int", 150, minimum=1),
     )
+    if mp.n_villages > MAX_VILLAGES.value:
+        r.over(MAX_VILLAGES, "map.n_villages", "a number of sites", mp.n_villages)
+    if mp.episode_length > MAX_EPISODE_LENGTH.value:
+        r.over(MAX_EPISODE_LENGTH, "map.episode_length", "a number of ticks", mp.episode_length)
     if mp.n_rows > mp.n_villages:
         r.fail("map.n_rows", f"at most map.n_villages ({mp.n_villages})", mp.n_rows)
     placed = sum(p.villages for p in players) + mp.n_barbarian
@@ -184,6 +208,8 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
                 r.fail(f"{path}.{u}", f"a unit name ({', '.join(UNITS)})", u)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 r.fail(f"{path}.{u}", "a non-negative integer", n)
+            if n > MAX_TROOPS.value:
+                r.over(MAX_TROOPS, f"{path}.{u}", "a count", n)
             out.append((u, n))
         return tuple(out)
 
@@ -191,7 +217,10 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     all_ident = anames + [i.name for i in extra]
 
     events = []
-    for i, e in enumerate(r.get(data, "events", "", "list") or []):
+    raw_events = r.get(data, "events", "", "list") or []
+    if len(raw_events) > MAX_EVENTS.value:
+        r.over(MAX_EVENTS, "events", "a number of [[events]] tables", len(raw_events))
+    for i, e in enumerate(raw_events):
         path = f"events[{i}]"
         r.table(e, path, _names(EventSpec), required=("action",))
         action = r.get(e, "action", path, "str", choices=EVENT_ACTIONS)
@@ -247,7 +276,14 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     if fraction > 0 and (role is None or not pool):
         r.fail("diversity", "a role and a non-empty pool when fraction > 0")
 
-    return ScenarioSpec(
+    def strings(key):
+        items = r.get(data, key, "", "list", [])
+        for i, x in enumerate(items):
+            if not isinstance(x, str):
+                r.fail(f"{key}[{i}]", "a string", x)
+        return tuple(items)
+
+    spec = ScenarioSpec(
         name=name, description=description, alliances=alliances, players=tuple(players), relations=tuple(relations),
         events=tuple(events), map=mp,
         objective=r.get(data, "objective", "", "str", "villages", choices=OBJECTIVES),
@@ -256,8 +292,40 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         damage_credit=r.get(data, "damage_credit", "", "float", 0.0, minimum=0),
         start_troops=troops(data.get("start_troops", {"spear": 10, "axe": 10}), "start_troops"),
         diversity=Diversity(fraction, role, pool), extra_identities=extra,
-        metrics=tuple(r.get(data, "metrics", "", "list", [])), tags=tuple(r.get(data, "tags", "", "list", [])),
+        metrics=strings("metrics"), tags=strings("tags"),
     )
+    check_limits(spec, source)
+    return spec
+
+
+def check_limits(spec: ScenarioSpec, source: str = "<scenario>") -> ScenarioSpec:
+    """Refuse a spec (from a file or built in Python) whose sizes the engine cannot hold,
+    before anything is allocated for it."""
+    r = _Reader(source)
+    if len(spec.alliances) > MAX_ALLIANCES.value:
+        r.over(MAX_ALLIANCES, "alliances", "a number of alliances", len(spec.alliances))
+    if spec.map.n_villages > MAX_VILLAGES.value:
+        r.over(MAX_VILLAGES, "map.n_villages", "a number of sites", spec.map.n_villages)
+    if spec.map.episode_length > MAX_EPISODE_LENGTH.value:
+        r.over(MAX_EPISODE_LENGTH, "map.episode_length", "a number of ticks", spec.map.episode_length)
+    if len(spec.events) > MAX_EVENTS.value:
+        r.over(MAX_EVENTS, "events", "a number of events", len(spec.events))
+    for key in ("attack_cost", "loss_penalty", "damage_credit"):
+        v = getattr(spec, key)
+        if not finite(v):
+            r.fail(key, "a finite number", AsIs(str(v)))
+        if abs(v) > MAX_REWARD_WEIGHT.value:
+            r.over(MAX_REWARD_WEIGHT, key, "a weight", v)
+    # Troops of one unit anywhere in a world: each site's start troops plus every reinforcement.
+    per_site = dict(spec.start_troops)
+    for e in spec.events:
+        for unit, n in e.troops:
+            per_site[unit] = per_site.get(unit, 0) + n
+    for unit, n in per_site.items():
+        if n * spec.map.n_villages > MAX_TROOPS.value:
+            r.over(MAX_TROOPS, f"start_troops.{unit}",
+                   f"troops per world ({spec.map.n_villages} sites x start and reinforcements)", n * spec.map.n_villages)
+    return spec
 
 
 MAX_EXTENDS = 8  # a longer chain of ``extends`` is almost surely a cycle or a mistake
@@ -266,12 +334,9 @@ MAX_EXTENDS = 8  # a longer chain of ``extends`` is almost surely a cycle or a m
 def _read_toml(text_of, where: str) -> dict:
     try:
         text = text_of()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(where, "<file>", "a readable TOML file (UTF-8)", str(e)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(where, "<syntax>", "valid TOML", str(e)) from None
+    except (OSError, UnicodeDecodeError) as e:  # (files read by _read_text raise ScenarioError themselves)
+        raise ScenarioError(where, "<file>", "a readable TOML file (UTF-8)", AsIs(str(e))) from None
+    return _toml(text, where)
 
 
 def _builtin_file(rel: str):
@@ -313,7 +378,7 @@ def _base_locator(directory):
         if ref.startswith("builtin:"):
             return _builtin_locator(ref[len("builtin:"):])
         path = Path(directory) / ref
-        return path.read_text, str(path), _base_locator(path.parent)
+        return (lambda: _read_text(path)), str(path), _base_locator(path.parent)
 
     return base_of
 
@@ -332,8 +397,72 @@ def _builtin_locator(rel: str):
 
 def load_file(path) -> ScenarioSpec:
     path = Path(path)
-    data = _read_toml(path.read_text, str(path))
-    return parse(_resolve_extends(data, str(path), _base_locator(path.parent)), str(path))
+    source = str(path)
+    data = _read_toml(lambda: _read_text(path), source)
+    return parse(_resolve_extends(data, source, _base_locator(path.parent)), source)
+
+
+def _read_text(path: Path) -> str:
+    """A scenario file's text, read only up to the size bound, as UTF-8."""
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES.value + 1)  # (a device or a pipe has no size to check first)
+        if len(raw) > MAX_SCENARIO_BYTES.value:
+            size = max(path.stat().st_size, len(raw))
+            raise ScenarioError(source, "<file>", f"a file of at most {MAX_SCENARIO_BYTES} bytes",
+                                AsIs(f"{size:,} bytes" if path.is_file() else "more"), MAX_SCENARIO_BYTES.why)
+    except OSError as e:
+        raise ScenarioError(source, "<file>", "a readable TOML file", AsIs(e.strerror or str(e))) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(source, "<file>", "UTF-8 text (TOML files are UTF-8)",
+                            AsIs(f"byte {raw[e.start]:#04x} at offset {e.start}")) from None
+    return text
+
+
+def _toml(text: str, source: str) -> dict:
+    """Parse TOML; nesting deeper than ``MAX_TOML_DEPTH`` is refused before the parser recurses into it."""
+    depth = _bracket_depth(text)
+    if depth > MAX_TOML_DEPTH.value:
+        raise ScenarioError(source, "<syntax>", f"arrays and inline tables nested at most {MAX_TOML_DEPTH} deep", depth,
+                            MAX_TOML_DEPTH.why)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(source, "<syntax>", "valid TOML", AsIs(str(e))) from None
+    except RecursionError:
+        raise ScenarioError(source, "<syntax>", f"arrays and inline tables nested at most {MAX_TOML_DEPTH} deep",
+                            AsIs("deeper"), MAX_TOML_DEPTH.why) from None
+
+
+def _bracket_depth(text: str) -> int:
+    """Deepest nesting of [ and { outside strings and comments (an upper bound for TOML values:
+    a table header's [[ ]] counts as 2)."""
+    depth = deepest = 0
+    quote = None
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return deepest
 
 
 def builtin_names() -> list[str]:

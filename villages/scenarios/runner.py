@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from villages.validation import MAX_EPISODES, check_count, check_output_path
+
 from .loader import load
 from .metrics import SCALAR_METRICS, EpisodeAccumulator, EpisodeResults
 from .runtime import ScenarioGame, game_config
@@ -312,10 +314,11 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
         typer.echo(f"Error: {msg}", err=True)
         raise typer.Exit(code=2)
 
-    if episodes < 1:
-        fail(f"--episodes must be >= 1, got {episodes}")
+    check_count(episodes, "--episodes", 1, MAX_EPISODES)
     if not seeds:
         fail("--seeds needs at least one seed")
+    check_output_path(json_out, "--json")
+    check_output_path(record, "--record", "folder")
     try:
         spec = load(scenario)
         config = game_config(spec)

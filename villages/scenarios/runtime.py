@@ -35,6 +35,7 @@ from villages.game.config import ALLY, PEACE, UNITS, WAR
 from villages.policies import NoopPolicy, make_policy
 from villages.policies.bots import ScriptedBot
 
+from .loader import check_limits
 from .objectives import event_counts, head_count, intended_score, villages_reward
 from .spec import ScenarioSpec
 
@@ -49,6 +50,7 @@ def _as_slice(idx: np.ndarray):
 
 
 def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
+    check_limits(spec, f"scenario {spec.name!r}")  # a spec built in Python skips the loader's checks
     m = spec.map
     kw = dict(n_players=len(spec.players), n_alliances=len(spec.alliances), n_villages=m.n_villages,
               n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length)

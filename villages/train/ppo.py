@@ -15,6 +15,15 @@ and takes the optimizer step). The sampling noise of all worlds is drawn here, f
 random stream, so the rollouts are those of one process; the gradients differ from a
 one-process run only by rounding. Same seed and same ``processes`` => same final
 weights. ``processes=1`` runs everything here.
+
+Resuming is exact: a run killed at any moment (even by SIGKILL) and resumed with
+``--resume`` ends with the weights and ``metrics.jsonl`` of the run that was never
+interrupted. A checkpoint holds everything the loop carries from one update to the next
+(weights, optimizer, both random streams, counters) and the focal actions taken so far in
+the current episode: on resume the worlds are reset to the episode's seeds and those
+actions are played again, which rebuilds the engine's state exactly (it is a function of
+the seeds and the actions). ``villages.train.run_dir`` locks the folder and checks the
+arguments.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,16 +39,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
 from villages.policies.neural import (
     CheckpointError,
     build_net,
+    check_state_dict,
     masked_logits,
     read_checkpoint,
     save_checkpoint,
 )
 from villages.scenarios import ScenarioGame, game_config, load
+from villages.scenarios.spec import OBJECTIVES
+from villages.validation import MAX_SEED, InputError, check_count, check_output_path, finite
 
+from . import run_dir
 from .args import DEVICES, NativeArgs, ScenarioArgs
 
 
@@ -46,6 +61,7 @@ Args = NativeArgs  # (the name the experiments and tests use)
 
 
 def make_spec(args: ScenarioArgs):
+    check_scenario_args(args)
     spec = load(args.scenario)
     if args.objective is not None:
         spec = dataclasses.replace(spec, objective=args.objective)
@@ -54,6 +70,16 @@ def make_spec(args: ScenarioArgs):
     if args.relation_in_rows is not None:
         spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=args.relation_in_rows))
     return spec
+
+
+def check_scenario_args(args: ScenarioArgs) -> None:
+    """The overrides of ``make_spec``, checked as the scenario loader checks a file's."""
+    if args.objective is not None and args.objective not in OBJECTIVES:
+        raise InputError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
+    if args.diversity is not None and not 0 <= args.diversity <= 1:
+        raise InputError(f"--diversity: expected a number in [0, 1], got {args.diversity!r}")
+    if args.banner_scale is not None and not (finite(args.banner_scale) and args.banner_scale >= 0):
+        raise InputError(f"--banner-scale: expected a finite number >= 0, got {args.banner_scale!r}")
 
 
 def config_overrides(args: ScenarioArgs) -> dict:
@@ -70,8 +96,26 @@ def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
 
 
 def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
+    """Train into ``out`` (locked while the run is live); ``resume``: continue the run there
+    from its last checkpoint, with the same ``args``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_dir.lock(out):
+        remove_stale_temps(out)
+        return _train(args, out, resume, log)
+
+
+def _numpy_rng_state() -> dict:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+            "cached_gaussian": float(gauss)}
+
+
+def _set_numpy_rng_state(state: dict) -> None:
+    np.random.set_state(("MT19937", state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+                         state["cached_gaussian"]))
+
+
+def _train(args: Args, out: Path, resume: bool, log) -> Path:
     torch.set_num_threads(args.threads)
     spec = make_spec(args)
     if args.processes not in (1, 2):
@@ -102,20 +146,45 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
     learner = net if device.type == "cpu" else copy.deepcopy(net).to(device)
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.learning_rate, eps=1e-5)
     start_update, global_step, episode = 0, 0, 0
+    next_done, report, attacks = False, None, np.zeros(2)  # (what the loop carries across updates)
+    episode_actions = []  # focal actions of every tick of the current episode so far
     ckpt_path = out / "checkpoint.pt"
-    if resume:
-        if not ckpt_path.exists():
-            raise CheckpointError(f"{ckpt_path}: nothing to resume from")
-        blob = read_checkpoint(ckpt_path)
-        net.load_state_dict(blob["model"])
-        learner.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        torch.set_rng_state(blob["torch_rng"])
-        start_update, global_step, episode = int(blob["update"]), int(blob["meta"]["step"]), int(blob["episode"])
+    given, defaults = dataclasses.asdict(args), dataclasses.asdict(Args())
+    saved = run_dir.saved_args(out) if resume else None
+    if saved is not None:
+        run_dir.check_same_args(given, saved, str(out / "args.json"), defaults)
+    if resume and ckpt_path.exists():
+        blob = read_checkpoint(ckpt_path, resumable=True)
+        run_dir.check_same_args(given, blob["meta"].get("args", given), str(ckpt_path), defaults)
+        check_state_dict(net, blob["model"], ckpt_path)
+        try:  # (the file's hash is right, so only a file written by something else fails here)
+            net.load_state_dict(blob["model"])
+            learner.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            torch.set_rng_state(blob["torch_rng"])
+            if "numpy_rng" in blob:
+                _set_numpy_rng_state(blob["numpy_rng"])
+            start_update, global_step, episode = int(blob["update"]), int(blob["meta"]["step"]), int(blob["episode"])
+            next_done = bool(blob.get("next_done", False))
+            report = blob.get("report")
+            attacks = np.asarray(blob.get("attacks", [0.0, 0.0]), dtype=float).reshape(2)
+            episode_actions = list(blob.get("episode_actions", []))
+            if episode_actions and episode_actions[0].shape != (B * F,):
+                raise ValueError(f"episode actions of shape {tuple(episode_actions[0].shape)}, expected {(B * F,)}")
+            if not 0 <= start_update <= args.num_updates:
+                raise ValueError(f"update {start_update} outside 0..{args.num_updates}")
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+            raise CheckpointError(f"{ckpt_path}: not a valid trainer state ({type(e).__name__}: {e})") from None
         log(f"resumed from {ckpt_path} at update {start_update} (step {global_step})")
-    else:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-    (out / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
+    elif resume and saved is None:
+        raise CheckpointError(f"{ckpt_path}: nothing to resume from")
+    elif resume:  # killed before its first checkpoint: nothing to keep, start again
+        log(f"{out}: the run was stopped before its first checkpoint; starting it again")
+    if not resume or start_update == 0:
+        for name in ("checkpoint.pt", "final.pt"):  # a previous run's, never mixed with this one
+            (out / name).unlink(missing_ok=True)
+    run_dir.truncate_metrics(out / "metrics.jsonl", start_update)
+    atomic_write_text(out / "args.json", json.dumps(given, indent=2))
 
     # --- storage: (num_steps, num_worlds * F, ...); shared with the helper process if there is one ---
     n = B * F
@@ -151,11 +220,11 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                 buf["logp"].reshape(-1), buf["ret"].reshape(-1))
 
         envs.reset(episode)
+        if episode_actions:  # rebuild the current episode's state: its seeds, then the same actions
+            envs.replay(torch.stack(episode_actions))
         next_obs = buf["next_obs"]
-        next_done = torch.zeros(n)
-        ep_returns, ep_intended, ep_troops, ep_levy = [], [], [], []
-        ep_attacks, ep_enemy_attacks = [], []
-        attacks = np.zeros(2)  # attacks launched, of which on current enemies (this episode, all worlds)
+        next_done = torch.full((n,), float(next_done))
+        # attacks: launched, of which on current enemies (this episode, all worlds)
         metrics_file = (out / "metrics.jsonl").open("a")
         if args.tensorboard:
             from tensorboardX import SummaryWriter
@@ -178,15 +247,17 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                 done, ep = envs.tick(t, episode)  # act (buffers [t]) and step: next_obs, next_mask, reward
                 rew_buf[t] = buf["reward"]
                 attacks += ep["attacks"]
+                episode_actions.append(buf["act"][t].clone())
                 if done:
-                    ep_attacks.append(attacks[0] / n)
-                    ep_enemy_attacks.append(attacks[1] / max(attacks[0], 1))
-                    attacks[:] = 0
-                    ep_returns.append(float(ep["returns"].mean()))
-                    ep_intended.append(float(ep["intended"].mean()))
-                    ep_troops.append(float(ep["troops"].mean()))
-                    ep_levy.append(float(ep["levy"][0] / ep["levy"][1]) if ep["levy"][1] else 0.0)
                     episode += 1  # the worlds were reset to this episode's seeds
+                    report = {"charts/episodic_return": float(ep["returns"].mean()),
+                              "charts/intended": float(ep["intended"].mean()),
+                              "charts/troops": float(ep["troops"].mean()),
+                              "charts/levy_share": float(ep["levy"][0] / ep["levy"][1]) if ep["levy"][1] else 0.0,
+                              "charts/episodes": episode, "charts/attacks": float(attacks[0] / n),
+                              "charts/enemy_attack_share": float(attacks[1] / max(attacks[0], 1))}
+                    attacks[:] = 0
+                    episode_actions = []
                 next_done = torch.full((n,), float(done))
 
             # --- GAE ---
@@ -235,10 +306,8 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                    "losses/policy_loss": float(pg_loss), "losses/value_loss": float(v_loss),
                    "losses/entropy": float(entropy), "losses/approx_kl": float(approx_kl),
                    "losses/clipfrac": float(np.mean(clipfracs))}
-            if ep_returns:
-                row.update({"charts/episodic_return": ep_returns[-1], "charts/intended": ep_intended[-1],
-                            "charts/troops": ep_troops[-1], "charts/levy_share": ep_levy[-1], "charts/episodes": episode,
-                            "charts/attacks": ep_attacks[-1], "charts/enemy_attack_share": ep_enemy_attacks[-1]})
+            if report is not None:
+                row.update(report)
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
             if writer is not None:
@@ -247,12 +316,16 @@ def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
                         writer.add_scalar(k, v, global_step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(ret=f"{ep_returns[-1]:.2f}" if ep_returns else "-",
-                                intended=f"{ep_intended[-1]:.2f}" if ep_intended else "-", sps=f"{sps:,.0f}")
+                bar.set_postfix(ret=f"{report['charts/episodic_return']:.2f}" if report else "-",
+                                intended=f"{report['charts/intended']:.2f}" if report else "-", sps=f"{sps:,.0f}")
             if (update + 1) % args.checkpoint_every == 0 or update + 1 == args.num_updates:
+                os.fsync(metrics_file.fileno())  # the rows up to this checkpoint survive a crash with it
                 save_checkpoint(ckpt_path, net, checkpoint_meta(args, game, global_step),
                                 {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                                 "update": update + 1, "episode": episode})
+                                 "numpy_rng": _numpy_rng_state(), "update": update + 1, "episode": episode,
+                                 "next_done": bool(next_done[0]), "report": report, "attacks": attacks.tolist(),
+                                 "episode_actions": (torch.stack(episode_actions) if episode_actions
+                                                     else torch.zeros((0, n), dtype=torch.long))})
         if bar is not None:
             bar.close()
     finally:
@@ -346,6 +419,18 @@ class _Shard:
         self.obs[:] = obs.reshape(len(self.obs), -1)
         self.mask[:] = mask.reshape(len(self.mask), -1)
 
+    def replay(self, actions: torch.Tensor) -> None:
+        """Step with the focal actions ``actions[tick, all worlds' rows]`` already taken in this
+        episode (none of them ends it): the engine's state is that of the run that took them."""
+        g, r = self.game, slice(self.lo * self.F, self.hi * self.F)
+        for a in actions[:, r]:
+            obs, mask, _, done, _ = g.step(a.numpy().reshape(-1, self.F))
+            if done:
+                raise CheckpointError("the checkpoint's episode actions run past the end of the episode")
+        if len(actions):
+            self.obs[:] = obs.reshape(len(self.obs), -1)
+            self.mask[:] = mask.reshape(len(self.mask), -1)
+
     def tick(self, t: int, episode: int) -> tuple[bool, dict]:
         """Act (filling rollout step t) and step; at the end of an episode, report it and reset
         the worlds to the seeds of episode + 1."""
@@ -383,6 +468,13 @@ class _Worlds:
         if self.helper:
             self.helper.send("reset", episode)
         self.shard.reset(episode)
+        if self.helper:
+            self.helper.receive()
+
+    def replay(self, actions: torch.Tensor) -> None:
+        if self.helper:
+            self.helper.send("replay", actions)
+        self.shard.replay(actions)
         if self.helper:
             self.helper.receive()
 
@@ -478,6 +570,7 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
     import traceback
 
     parent_end.close()  # (a forked child holds a copy: closed, the trainer's death reaches us as EOF)
+    run_dir.close_inherited_locks()  # the run's lock is the trainer's: it must die with the trainer alone
     try:
         torch.set_num_threads(args.threads)
         shard = _Shard(args, lo, hi)
@@ -490,6 +583,9 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
                 break
             if cmd == "reset":
                 shard.reset(payload[0])
+                conn.send(("ok", None))
+            elif cmd == "replay":
+                shard.replay(payload[0])
                 conn.send(("ok", None))
             elif cmd == "tick":
                 conn.send(("ok", shard.tick(*payload)))
@@ -563,10 +659,15 @@ def plot_curve(metrics_path, png_path, title=""):
 
 
 def cli_train(overrides: dict, out, resume: bool = False):
-    """``villages train``: ``overrides`` are the options given (fields of ``Args``)."""
-    args = Args(**overrides)
-    if resume and (Path(out) / "args.json").exists():
-        saved = json.loads((Path(out) / "args.json").read_text())
-        args = Args(**saved)
-    final = train(args, Path(out), resume=resume)
+    """``villages train``: ``overrides`` are the options given (fields of ``Args``). With --resume the run
+    continues as it was started; an option given here must agree with it (a difference is refused by name)."""
+    out = Path(check_output_path(out, "--out", "folder"))
+    check_count(overrides.get("total_steps"), "--total-steps", 1)
+    check_count(overrides.get("seed"), "--seed", 0, MAX_SEED)
+    saved = run_dir.saved_args(out) if resume else None
+    if saved is not None:
+        args = dataclasses.replace(run_dir.args_from_saved(Args, saved, out / "args.json"), **overrides)
+    else:
+        args = Args(**overrides)
+    final = train(args, out, resume=resume)
     print(f"wrote {final}")

@@ -470,8 +470,18 @@ def cli_train(overrides: dict, out, resume: bool = False):
     A --total-steps below the training batch shrinks the batch to it (at least 64)."""
     if resume:
         raise ValueError("--resume is for the native trainer; an RLlib run restarts from scratch")
+    from villages.train import run_dir
+    from villages.train.ppo import check_scenario_args
+    from villages.validation import MAX_SEED, check_count, check_output_path
+
     args = RLlibArgs(**overrides)
+    check_count(args.total_steps, "--total-steps", 1)
+    check_count(args.seed, "--seed", 0, MAX_SEED)
+    check_count(args.num_env_runners, "--num-env-runners", 0)
+    check_scenario_args(args)
+    out = Path(check_output_path(out, "--out", "folder"))
     if "total_steps" in overrides and "train_batch_size" not in overrides:
         args.train_batch_size = int(min(args.train_batch_size, max(64, args.total_steps)))
-    final = train(args, Path(out))
+    with run_dir.lock(out):  # one live run per folder, as for the native trainer
+        final = train(args, out)
     print(f"wrote {final}")
