@@ -149,6 +149,24 @@ def sweep_diversity(
               address=address, steps=steps, reuse=reuse)
 
 
+@app.command("sweep-salience")
+def sweep_salience(
+    out: Path = typer.Option(Path("runs/salience")),
+    scales: str = typer.Option("1,2,3", help="banner_scale values (the identity features' magnitude)"),
+    fractions: str = typer.Option("0,0.1,0.5,0.9", help="shares of training episodes with a randomized enemy"),
+    n_seeds: int = typer.Option(3, help="training seeds per cell (seeds 0 .. N-1)"),
+    steps: int = typer.Option(300_000, help="env-steps per training run"),
+):
+    """Retention at deployment over banner salience x randomized fraction (a heat map with per-cell CIs)."""
+    from villages.experiments.salience import run_salience
+
+    check_count(n_seeds, "--n-seeds", 1)
+    check_count(steps, "--steps", 1)
+    check_output_path(out, "--out", "folder")
+    run_salience(out=out, scales=[float(x) for x in scales.split(",")], fractions=parse_fractions(fractions, "--fractions"),
+                 n_seeds=n_seeds, steps=steps)
+
+
 @app.command()
 def diagnose(
     checkpoint: Path,
