@@ -163,8 +163,14 @@ def sweep_salience(
     check_count(n_seeds, "--n-seeds", 1)
     check_count(steps, "--steps", 1)
     check_output_path(out, "--out", "folder")
-    run_salience(out=out, scales=[float(x) for x in scales.split(",")], fractions=parse_fractions(fractions, "--fractions"),
-                 n_seeds=n_seeds, steps=steps)
+    try:
+        salience = [float(x) for x in scales.split(",")]
+    except ValueError:
+        raise InputError(f"--scales: expected comma-separated positive numbers such as 1,2,3, got {scales!r}") from None
+    if not all(0 < x <= 100 for x in salience):  # (also refuses nan)
+        raise InputError(f"--scales: expected numbers in (0, 100], got {scales!r}")
+    run_salience(out=out, scales=salience, fractions=parse_fractions(fractions, "--fractions"), n_seeds=n_seeds,
+                 steps=steps)
 
 
 @app.command()
