@@ -283,3 +283,335 @@ def encode(config: GameConfig, state: State, players, out=None, economy=None) ->
                 row[col("offer_by_me")] = s.offer[b, mine, other] > 0
                 row[col("villages")] = sum(1 for v in range(V) if alliance_of_site(s, b, v) == other) / 10.0
     return obs
+
+
+# --- the step ---------------------------------------------------------------------------
+
+
+class _Log:
+    """Events as rows (one dict per event), turned into ``Events`` tables at the end. Each
+    kind's rows come world by world (the fast engine's agree with them once stably sorted
+    by world: it handles one kind of diplomacy verb in every world before the next)."""
+
+    def __init__(self):
+        self.rows: dict[str, list[dict]] = {}
+
+    def add(self, event_kind: str, /, **row) -> None:
+        self.rows.setdefault(event_kind, []).append(row)
+
+    def events(self) -> Events:
+        ev = Events()
+        for kind, rows in self.rows.items():
+            ev.add(kind, **{col: np.array([r[col] for r in rows]) for col in rows[0]})
+        return ev
+
+
+def travel_ticks(config: GameConfig, distance: float, troops: np.ndarray) -> int:
+    """Ticks to cover the distance at the pace of the slowest unit present (settlers: pace 1)."""
+    present = troops > 0
+    pace = float(config.unit_speed[present].max()) if present.any() else 1.0
+    return max(1, int(np.ceil(distance * pace)))
+
+
+def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
+    """Advance every world one tick; ``actions`` int[B, P], one command per seat. Pure: the input is not modified.
+
+    Order within a tick: production; commands (legality judged on the tick-start state, as
+    ``action_mask`` judges it; an illegal command is a no-op counted in ``invalid_actions``),
+    grouped trade, diplomacy, build, train, army; arrivals (one per village per tick, the
+    lowest army slot first); upkeep (integrity regrows, seats without villages are eliminated)."""
+    actions = np.asarray(actions, dtype=np.int64)
+    start, s, log = state, state.copy(), _Log()
+    for b in range(state.batch_size):
+        src = [sources(config, start, b, p) for p in range(config.n_players)]
+        _produce(config, s, b)
+        _commands(config, start, s, b, actions[b], src, log)
+        _arrivals(config, s, b, log)
+        _upkeep(config, s, b, log)
+    s.key = rngmod.mix(state.key)
+    s.tick = state.tick + 1
+    return s, log.events()
+
+
+def _produce(config: GameConfig, s: State, b: int) -> None:
+    for v in range(s.owner.shape[1]):
+        if 0 <= s.owner[b, v] < config.barbarian_player:  # seats' villages produce; barbarians' do not
+            cap = storage(config, s, b, v)
+            for r, building in enumerate((TIMBER, MINE)):
+                made = config.production(np.array(float(s.buildings[b, v, building])))
+                s.resources[b, v, r] = min(cap, s.resources[b, v, r] + made)
+
+
+def _commands(config: GameConfig, start: State, s: State, b: int, actions: np.ndarray, src: list, log: _Log) -> None:
+    L = action_layout(config)
+    n_row_actions = L.n_rows * L.n_verbs
+    invalid = np.zeros(config.n_players, bool)
+    by_kind: dict[str, list[int]] = {"trade": [], "diplomacy": [], "build": [], "train": [], "army": []}
+    for p, a in enumerate(actions):
+        if not start.player_active[b, p] or a == L.noop:
+            continue
+        if a < 0 or a >= L.row_base + n_row_actions:
+            invalid[p] = True
+        elif a < L.diplomacy:
+            by_kind["trade"].append(p)
+        elif a < L.row_base:
+            by_kind["diplomacy"].append(p)
+        else:
+            verb = L.row_verbs[(a - L.row_base) % L.n_verbs]
+            by_kind["army" if verb in ("attack", "support", "found") else verb[:5]].append(p)
+
+    for p in by_kind["trade"]:
+        v, give = src[p]["main"], actions[p] - L.trade  # 0: wood -> iron, 1: iron -> wood
+        market = s.buildings[b, v, MARKET]
+        if not (market > 0 and start.resources[b, v, give] >= config.trade_amount):
+            invalid[p] = True
+            continue
+        s.resources[b, v, give] -= config.trade_amount
+        rate = config.trade_rate_base + 0.05 * market
+        s.resources[b, v, 1 - give] = min(storage(config, s, b, v), s.resources[b, v, 1 - give] + config.trade_amount * rate)
+
+    _diplomacy(config, start, s, b, actions, by_kind["diplomacy"], invalid, log)
+
+    for p in by_kind["build"]:
+        row, verb = divmod(actions[p] - L.row_base, L.n_verbs)
+        v, k = int(s.row_village[b, p, row]), verb - 3
+        if not (s.owner[b, v] == p and can_build(config, start, b, v, k)):
+            invalid[p] = True
+            continue
+        level = s.buildings[b, v, k]
+        s.resources[b, v] -= config.building_cost()[k, level]
+        s.buildings[b, v, k] = level + 1
+        log.add("build", world=b, tick=start.tick[b], player=p, village=v, building=k, level=level + 1)
+
+    for p in by_kind["train"]:
+        row, verb = divmod(actions[p] - L.row_base, L.n_verbs)
+        v, u = int(s.row_village[b, p, row]), verb - 3 - config.n_buildings
+        if not (s.owner[b, v] == p and can_train(config, start, b, v, u)):
+            invalid[p] = True
+            continue
+        n = config.unit_batch[u]
+        s.resources[b, v] -= config.unit_cost[u] * n
+        s.troops[b, v, u] += n
+        log.add("train", world=b, tick=start.tick[b], player=p, village=v, unit=u, count=n)
+
+    for p in by_kind["army"]:
+        row, kind = divmod(actions[p] - L.row_base, L.n_verbs)  # kind: ARMY_ATTACK, ARMY_SUPPORT or ARMY_SETTLE
+        dst = int(s.row_village[b, p, row])
+        verb = L.row_verbs[kind]
+        free_slots = np.flatnonzero(~s.army_active[b])
+        if not (legal_row_verb(config, start, b, p, dst, verb, src[p]) and len(free_slots)):
+            invalid[p] = True
+            continue
+        _launch(config, start, s, b, p, kind, dst, int(free_slots[0]), src[p], log)
+
+    s.invalid_actions[b] = start.invalid_actions[b] + invalid
+    for p in np.flatnonzero(invalid):
+        log.add("invalid", world=b, tick=start.tick[b], player=p, action=actions[p])
+
+
+def _diplomacy(config, start, s, b, actions, seats, invalid, log) -> None:
+    """Diplomacy verbs take effect verb by verb (declare war, offer peace, offer alliance,
+    accept), each in seat order; a pair's relation changes at most once per verb."""
+    L = action_layout(config)
+    A = config.n_alliances
+    commands = []
+    for p in seats:
+        verb, row = divmod(actions[p] - L.diplomacy, A)
+        x, y = int(s.player_alliance[b, p]), int(s.alliance_order[b, row])
+        if not legal_diplomacy(start, b, x, y, DIPLOMACY_VERBS[verb]):
+            invalid[p] = True
+            continue
+        commands.append((DIPLOMACY_VERBS[verb], p, x, y))
+    for name in DIPLOMACY_VERBS:
+        changed = set()
+        if name == "accept":  # offers as they stand after the other verbs (a war declared this tick cleared them)
+            offered = {(p, x, y): int(s.offer[b, y, x]) for n, p, x, y in commands if n == name}
+        for n, p, x, y in commands:
+            if n != name:
+                continue
+            pair = (min(x, y), max(x, y))
+            if name == "declare_war" and pair not in changed:
+                changed.add(pair)
+                _set_relation(s, b, x, y, WAR, p, log)
+            elif name == "offer_peace":
+                s.offer[b, x, y] = PEACE + 1
+            elif name == "offer_alliance":
+                s.offer[b, x, y] = ALLY + 1
+            elif name == "accept" and offered[(p, x, y)] > 0 and pair not in changed:
+                changed.add(pair)
+                _set_relation(s, b, x, y, offered[(p, x, y)] - 1, p, log)
+
+
+def _set_relation(s: State, b: int, x: int, y: int, value: int, by: int, log: _Log) -> None:
+    s.relation[b, x, y] = s.relation[b, y, x] = value
+    s.offer[b, x, y] = s.offer[b, y, x] = 0
+    log.add("diplomacy", world=b, tick=s.tick[b], alliance_a=x, alliance_b=y, relation=np.int8(value), player=by)
+
+
+def _launch(config, start, s, b, p, kind, dst, m, src, log) -> None:
+    """An army leaves: attacks take the offensive units of the strongest village, supports half
+    the spears (rounded up) of the village with most spears, settlers the found cost of the richest."""
+    source = src[("attack", "support", "main")[kind]]
+    home = s.troops[b, source]
+    sent = np.zeros_like(home)
+    if kind == ARMY_ATTACK:
+        sent = home * config.unit_offensive
+    elif kind == ARMY_SUPPORT:
+        sent[SPEAR] = (home[SPEAR] + 1) // 2
+    else:
+        s.resources[b, source] -= config.found_cost
+    s.troops[b, source] = home - sent
+    arrive = start.tick[b] + travel_ticks(config, s.distance[b, source, dst], sent)
+    s.army_active[b, m], s.army_kind[b, m], s.army_owner[b, m] = True, kind, p
+    s.army_src[b, m], s.army_dst[b, m], s.army_arrive[b, m] = source, dst, arrive
+    s.army_troops[b, m], s.army_loot[b, m] = sent, 0.0
+    target, target_alliance = int(s.owner[b, dst]), alliance_of_site(s, b, dst)
+    relation = start.relation[b, s.player_alliance[b, p], target_alliance] if target >= 0 else -1
+    log.add("launch", world=b, tick=start.tick[b], player=p, army=m, kind=kind, src=source, dst=dst,
+            target_player=target, target_alliance=target_alliance, relation=relation, troops=sent, arrive=arrive)
+
+
+def _arrivals(config: GameConfig, s: State, b: int, log: _Log) -> None:
+    """Armies due this tick resolve, at most one per village (the lowest slot; the others wait)."""
+    V, M = s.owner.shape[1], config.max_armies
+    due = [m for m in range(M) if s.army_active[b, m] and s.army_arrive[b, m] <= s.tick[b]]
+    first = {}
+    for m in due:
+        first.setdefault(int(s.army_dst[b, m]), m)
+    arrivals = [(v, first[v]) for v in range(V) if v in first]
+    n_own = {p: len(own_villages(s, b, p)) for p in range(config.n_players + 1)}
+    # Kinds resolve in this order: returns, supports, settlers (by seat, then slot), attacks.
+    for v, m in arrivals:
+        if s.army_kind[b, m] == ARMY_RETURN:
+            _return_home(config, s, b, v, m, log)
+    for v, m in arrivals:
+        if s.army_kind[b, m] == ARMY_SUPPORT:
+            _support(config, s, b, v, m, log)
+    settlers = sorted(((int(s.army_owner[b, m]), m, v) for v, m in arrivals if s.army_kind[b, m] == ARMY_SETTLE))
+    founded = set()
+    for p, m, v in settlers:
+        if s.owner[b, v] == NO_OWNER and s.player_active[b, p]:
+            if n_own[p] < config.max_own_villages:
+                founded.add(v)
+            n_own[p] += 1  # settlers arriving together count against the cap one by one
+    for v, m in arrivals:
+        if s.army_kind[b, m] == ARMY_SETTLE and v in founded:
+            _found(config, s, b, v, m, log)
+        elif s.army_kind[b, m] == ARMY_SETTLE:
+            _send_home(config, s, b, m)  # (carrying no troops, they disband)
+    for v, m in arrivals:
+        if s.army_kind[b, m] != ARMY_ATTACK:
+            continue
+        p, owner = int(s.army_owner[b, m]), int(s.owner[b, v])
+        if owner >= 0 and alliance_of_site(s, b, v) != s.player_alliance[b, p]:
+            _battle(config, s, b, v, m, log)
+        else:  # the village is gone or friendly by now
+            _send_home(config, s, b, m)
+
+
+def _return_home(config, s, b, v, m, log) -> None:
+    p = s.army_owner[b, m]
+    if s.owner[b, v] == p:  # home is still theirs: unload troops and loot
+        s.troops[b, v] += s.army_troops[b, m]
+        s.resources[b, v] = np.minimum(storage(config, s, b, v), s.resources[b, v] + s.army_loot[b, m])
+    else:
+        log.add("army_lost", world=b, tick=s.tick[b], player=p, troops=s.army_troops[b, m].copy())
+    s.army_active[b, m] = False
+
+
+def _support(config, s, b, v, m, log) -> None:
+    p = s.army_owner[b, m]
+    mine, site_alliance = s.player_alliance[b, p], alliance_of_site(s, b, v)
+    friendly = (s.owner[b, v] >= 0 and s.owner[b, v] != config.barbarian_player
+                and (site_alliance == mine or s.relation[b, mine, site_alliance] == ALLY))
+    if not friendly:
+        _send_home(config, s, b, m)
+        return
+    s.troops[b, v] += s.army_troops[b, m]
+    log.add("support", world=b, tick=s.tick[b], player=p, village=v, troops=s.army_troops[b, m].copy())
+    s.army_active[b, m] = False
+
+
+def _found(config, s, b, v, m, log) -> None:
+    p = s.army_owner[b, m]
+    s.owner[b, v] = p
+    s.buildings[b, v] = config.start_buildings
+    s.resources[b, v] = 0.0
+    s.integrity[b, v] = config.integrity_max
+    s.troops[b, v] += s.army_troops[b, m]
+    log.add("found", world=b, tick=s.tick[b], player=p, village=v)
+    s.army_active[b, m] = False
+
+
+def _send_home(config, s, b, m) -> None:
+    """The army turns round towards its source village; an empty army disbands."""
+    here, home = s.army_dst[b, m], s.army_src[b, m]
+    s.army_kind[b, m] = ARMY_RETURN
+    s.army_dst[b, m] = home
+    s.army_arrive[b, m] = s.tick[b] + travel_ticks(config, s.distance[b, here, home], s.army_troops[b, m])
+    if s.army_troops[b, m].sum() == 0:
+        s.army_active[b, m] = False
+
+
+def _battle(config, s, b, v, m, log) -> None:
+    """Attack strength (with luck) against the garrison's defence (weighted by the attack's
+    infantry/cavalry mix, raised by the wall); the loser loses everything, the winner a share
+    (loser's strength / winner's) ** loss_exponent. A winning attack plunders what its
+    survivors carry and damages the village; a village at 0 integrity is razed."""
+    p, defender = int(s.army_owner[b, m]), int(s.owner[b, v])
+    attackers, defenders = s.army_troops[b, m].copy(), s.troops[b, v].copy()
+    luck = 1.0 + config.luck * (2 * rngmod.uniform(s.key[b], 7, v) - 1)
+    cavalry = config.unit_is_cavalry
+    attack_inf = float((attackers * config.unit_attack * ~cavalry).sum())
+    attack_cav = float((attackers * config.unit_attack * cavalry).sum())
+    attack_all = attack_inf + attack_cav
+    attack = attack_all * luck
+    infantry_share = attack_inf / attack_all if attack_all > 0 else 1.0
+    per_unit = config.unit_def_inf * infantry_share + config.unit_def_cav * (1 - infantry_share)
+    wall = int(s.buildings[b, v, WALL])
+    defence = (float((defenders * per_unit).sum()) + config.village_base_defence
+               + config.wall_base_defence * wall) * (1 + config.wall_bonus * wall)
+    won = attack > defence
+    loser, winner = (defence, attack) if won else (attack, defence)
+    ratio = min(max((loser / max(winner, 1e-9)) ** config.loss_exponent, 0.0), 1.0)
+
+    def losses(troops, lose_all):
+        return troops.copy() if lose_all else np.minimum(troops, np.floor(troops * ratio + 0.5).astype(np.int64))
+
+    attacker_lost, defender_lost = losses(attackers, not won), losses(defenders, won)
+    survivors = attackers - attacker_lost
+    s.troops[b, v] = defenders - defender_lost
+
+    capacity = float((survivors * config.unit_loot).sum()) * won
+    available = s.resources[b, v].copy()
+    total = available.sum()
+    loot = available * (min(total, capacity) / max(total, 1e-9))
+    s.resources[b, v] = available - loot
+    rams = int(survivors[RAM])
+    damage = min(config.damage_per_win + config.damage_per_ram * rams if won else 0.0, s.integrity[b, v])
+    s.integrity[b, v] -= damage
+    if won and rams > 0:
+        s.buildings[b, v, WALL] = max(wall - 1, 0)
+    destroyed = won and s.integrity[b, v] <= 0
+    if destroyed:
+        s.owner[b, v] = NO_OWNER
+        s.buildings[b, v] = 0
+        s.resources[b, v] = 0.0
+        s.troops[b, v] = 0
+        s.integrity[b, v] = 0.0
+    s.army_troops[b, m], s.army_loot[b, m] = survivors, loot
+    log.add("battle", world=b, tick=s.tick[b], army=m, attacker=p, defender=defender, village=v,
+            attacker_alliance=s.player_alliance[b, p], defender_alliance=s.player_alliance[b, defender],
+            relation=s.relation[b, s.player_alliance[b, p], s.player_alliance[b, defender]], attacker_won=won,
+            destroyed=destroyed, damage=damage, attack=attack, defence=defence, sent=attackers,
+            attacker_lost=attacker_lost, defender_troops=defenders, defender_lost=defender_lost, loot=loot)
+    _send_home(config, s, b, m)
+
+
+def _upkeep(config: GameConfig, s: State, b: int, log: _Log) -> None:
+    owned = s.owner[b] >= 0
+    s.integrity[b] = np.where(owned, np.minimum(config.integrity_max, s.integrity[b] + config.integrity_regen), 0.0)
+    for p in range(config.n_players):
+        if s.player_active[b, p] and not own_villages(s, b, p):
+            s.player_active[b, p] = False
+            log.add("eliminated", world=b, tick=s.tick[b], player=p)
