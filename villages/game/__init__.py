@@ -20,9 +20,6 @@ def sample_legal(mask, key, tick, salt=0):
 
     B, n, n_actions = mask.shape
     u = rng.uniform(key[:, None], 11, tick[:, None], np.arange(n)[None, :], salt)
-    if B * n <= 64:  # few rows: the direct cumulative count costs fewer numpy calls
-        k = np.floor(u * mask.sum(-1)).astype(np.int64)
-        return (np.cumsum(mask, -1, dtype=np.int32) > k[..., None]).argmax(-1)
     packed = np.packbits(mask, axis=-1, bitorder="little")  # [B, n, bytes]
     per_byte = _POPCOUNT.take(packed)
     cum = np.cumsum(per_byte, -1, dtype=np.int32)

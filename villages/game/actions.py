@@ -188,7 +188,7 @@ def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
     fm = state.army_active.reshape(-1).nonzero()[0]  # flat (world, slot), in (world, slot) order (np.flatnonzero)
     M = state.army_active.shape[1]
     pop = weighted_units(tables(config), state.army_troops.reshape(B * M, -1).take(fm, axis=0), config.unit_pop)
-    site = state.army_src.take(fm) if B == 1 else (fm // M) * V + state.army_src.take(fm)  # flat (world, site)
+    site = (fm // M) * V + state.army_src.take(fm)  # flat (world, site)
     return np.bincount(site, weights=pop, minlength=B * V).reshape(B, V)
 
 
@@ -291,31 +291,10 @@ class Sources:
     n_own: np.ndarray  # [B, n]
 
 
-def _dense_sources(t: Tables, state: State, players: np.ndarray):
-    """``pick_village`` of the three source scores at once: (best [B, 3, n], value [B, 3, n],
-    n_own [B, n]) for the strongest offensive army, the most spears and the richest village."""
-    B, V = state.owner.shape
-    owns = state.owner[:, None, :] == players[None, :, None]  # [B, n, V]
-    score = np.empty((B, 3, V))
-    score[:, 0] = weighted_units(t, state.troops, t.offence_weight)
-    score[:, 1] = state.troops[..., SPEAR]
-    res = state.resources
-    if res.shape[-1] == 2:  # sum_last of two columns
-        np.add(res[..., 0], res[..., 1], out=score[:, 2])
-    else:
-        score[:, 2] = sum_last(res)
-    masked = np.where(owns[:, None], score[:, :, None, :], -np.inf)  # [B, 3, n, V]
-    # The first best site (argmax), and its score (the maximum: scores are never NaN).
-    return masked.argmax(-1), masked.max(-1), owns.sum(-1)
-
-
 def sources(config: GameConfig, state: State, players: np.ndarray) -> Sources:
     players = np.atleast_1d(np.asarray(players, dtype=np.int64))
     B, V = state.owner.shape
     t = tables(config)
-    if B * len(players) <= 64:  # few worlds: the dense per-seat argmax costs fewer numpy calls
-        best, value, n_own = _dense_sources(t, state, players)
-        return Sources(best[:, 0], value[:, 0] > 0, best[:, 1], value[:, 1] > 0, best[:, 2], n_own)
     G = config.n_players + 2  # owner slots per world: free sites, seats, barbarians
     group = (np.arange(B)[:, None] * G + (state.owner + 1)).ravel()
     site = np.broadcast_to(np.arange(V), (B, V)).ravel()
@@ -390,31 +369,9 @@ class _MaskPlan:
         return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
 
 
-class _NoOffset:
-    """The flat-index offset of the one world of a batch of one: zero, without the numpy call.
-    ``x + NO_OFFSET`` is ``x`` itself and ``NO_OFFSET * k`` is ``NO_OFFSET``; at batch 1 each of
-    these would otherwise cost an array operation adding zeros. (So such a sum is only read.)"""
-
-    __array_ufunc__ = None  # ndarray + NO_OFFSET: numpy defers to __radd__
-    __slots__ = ()
-
-    def __add__(self, other):
-        return other
-
-    __radd__ = __add__
-
-    def __mul__(self, other):
-        return self
-
-    __rmul__ = __mul__
-
-
-NO_OFFSET = _NoOffset()
-
-
 def world_offsets(B: int, k: int):
-    """[B, 1] world * k: the flat offset of each world's rows of k (NO_OFFSET for one world)."""
-    return NO_OFFSET if B == 1 else (_arange(B) * k)[:, None]
+    """[B, 1] world * k: the flat offset of each world's rows of k."""
+    return (_arange(B) * k)[:, None]
 
 
 _INDEX_CACHE: dict = {}
@@ -455,14 +412,8 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     codes = np.zeros((B, n, 2 + N), np.float64)  # head, diplomacy (0: none), one per row
 
     active = state.player_active[:, :P] if all_seats else state.player_active[:, players]  # [B, n]
-    if B * n <= 64:
-        best, value, n_own = _dense_sources(t, state, players)
-        main, support = best[:, 2], best[:, 1]
-        has = value[:, :2] > 0  # [B, 2, n]: offensive troops, spears
-        has_offense, has_spears = has[:, 0], has[:, 1]
-    else:
-        src = sources(config, state, players)
-        main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
+    src = sources(config, state, players)
+    main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
     free_slot = ~state.army_active.all(-1)[:, None]  # [B, 1]: a free army slot
     my_alliance = state.player_alliance[:, :P] if all_seats else state.player_alliance[:, players]  # [B, n]
 
@@ -545,16 +496,13 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     can_found = rich & ((n_own - 1).astype(np.uint64) < config.max_own_villages - 1)  # (0 -> huge)
     seat_bits = (has_offense.view(np.uint8) | (has_spears.view(np.uint8) << 1) | (can_found.view(np.uint8) << 2)) * act
     rv = state.row_village if all_seats else state.row_village[:, players]
-    frv = rv if B == 1 else rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
+    frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
     fixed = verdict.reshape(-1).take((my_alliance * V + bV * A1)[..., None] + rv)
     # No support to the spears' own village.
     fixed &= np.where(rv == support[..., None], (seat_bits & 0xFD)[..., None], seat_bits[..., None])
     mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
     codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) + fixed
-    mask = t.mask_plan.assemble(codes)
-    if all_seats and B * n <= 64:
-        _remember_mask(config, state, mask, best, in_table)
-    return mask
+    return t.mask_plan.assemble(codes)
 
 
 _TRADE_BITS = np.array([2.0, 4.0])
@@ -614,71 +562,3 @@ def _rel_base(B: int, A1: int) -> np.ndarray:
         if len(_INDEX_CACHE) < 64:
             _INDEX_CACHE[key] = a
     return a
-
-
-# --- the last mask, for the rules ---------------------------------------------------------
-# ``step`` judges legality on the tick-start state exactly as ``action_mask`` does (a test
-# holds the two to each other). When the mask of every seat was just computed from a state
-# with the same contents (checked byte for byte on every array that legality reads: the
-# cache is kept for small batches only, where that check is cheap), the rules read legality
-# and the seats' source villages from it instead of computing them again.
-
-_MASK_READS = ("owner", "resources", "buildings", "troops", "player_alliance", "player_active", "relation",
-               "row_village", "army_active", "army_troops", "army_src")
-_LAST_MASK: list = [None]  # (config ref, fingerprint, mask copy, best [B, 3, P] sources, levels in tables)
-
-
-def _fingerprint(state: State) -> tuple:
-    out = []
-    for name in _MASK_READS:
-        a = getattr(state, name)
-        out += (a.shape, a.dtype.char, a.tobytes())
-    return tuple(out)
-
-
-_NOT_MASK_FIELDS = frozenset({"relation_in_rows", "banner_dim", "banner_scale", "map_scale"})
-_SAME_MASK_RULES: "weakref.WeakKeyDictionary[GameConfig, weakref.WeakKeyDictionary]" = weakref.WeakKeyDictionary()
-
-
-def _same_mask_rules(a: GameConfig, b: GameConfig) -> bool:
-    """The two configs give the same masks and the same legality (they differ at most in how
-    observations look: e.g. a scenario's bot view with relations in rows)."""
-    if a is b:
-        return True
-    memo = _SAME_MASK_RULES.setdefault(a, weakref.WeakKeyDictionary())
-    same = memo.get(b)
-    if same is None:
-        from dataclasses import fields
-
-        same = True
-        for f in fields(a):
-            if f.name in _NOT_MASK_FIELDS:
-                continue
-            x, y = getattr(a, f.name), getattr(b, f.name)
-            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-                same = same and np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype \
-                    and bool(np.array_equal(x, y))
-            else:
-                same = same and type(x) is type(y) and x == y
-        memo[b] = same
-    return same
-
-
-def _remember_mask(config: GameConfig, state: State, mask: np.ndarray, best: np.ndarray, in_table: bool) -> None:
-    _LAST_MASK[0] = (weakref.ref(config), _fingerprint(state), mask.copy(), best, in_table)
-
-
-def cached_mask(config: GameConfig, state: State):
-    """(mask [B, P, n_actions] of every seat, best [B, 3, P] sources: attack, support, main,
-    whether the building levels are in the tables) as ``action_mask`` last computed them, if
-    that was on a state with the same contents as ``state`` under the same rules; else None.
-    Diplomacy bits may be off (``diplomacy=False``): the rules judge diplomacy themselves."""
-    last = _LAST_MASK[0]
-    if last is None:
-        return None
-    cfg = last[0]()
-    if cfg is None or not _same_mask_rules(cfg, config) or last[2].shape[0] != state.owner.shape[0]:
-        return None
-    if last[1] != _fingerprint(state):
-        return None
-    return last[2:]

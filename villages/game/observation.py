@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .actions import NO_OFFSET, _arange, _players, village_economy
+from .actions import _arange, _players, village_economy
 from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, RESOURCES, SPEAR, UNITS, WALL, WAR, GameConfig
 from .state import State
 
@@ -195,7 +195,7 @@ def _site_kind(P1: int, barbarian: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class _Offsets:
-    """Flat-index offsets of each world for a batch size (NO_OFFSET for one world: no operation)."""
+    """Flat-index offsets of each world for a batch size."""
 
     V: object  # [B, 1] world * V
     VV: object  # [B, 1] world * V * V
@@ -219,7 +219,7 @@ def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
     o = _OFFSETS.get(key)
     if o is None:
         b = np.arange(B)[:, None]
-        world = (lambda k: NO_OFFSET) if B == 1 else (lambda k: b * k)  # noqa: E731
+        world = lambda k: b * k  # noqa: E731
         o = _Offsets(
             V=world(V), VV=world(V * V), A=world(A1), A_1=world(A1 + 1), P=world(P1), P_1=world(P1 + 1),
             PV=world(P1 * V),
@@ -320,7 +320,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     own[..., k0 : k0 + K] = state.buildings / config.building_max_level
 
     rv = state.row_village if all_seats else state.row_village[:, players]  # [B, n, N] site of each row
-    frv = rv + off.V[..., None] if B > 1 else rv  # [B, n, N] flat (world, site) of each row
+    frv = rv + off.V[..., None]  # [B, n, N] flat (world, site) of each row
     owner = owner_v.reshape(-1).take(frv)
     mine = owner == players[None, :, None]
     if out is None:

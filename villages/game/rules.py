@@ -28,10 +28,8 @@ from .actions import (
     DIPLOMACY_VERBS,
     _can_build_at,
     _can_train_at,
-    _dense_sources,
     army_pop_by_village,
     by_level,
-    cached_mask,
     layout_for,
     levels_in_table,
     sources,
@@ -130,24 +128,15 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
     P = config.n_players
     if actions.shape != (B, P):
         raise ValueError(f"actions must have shape {(B, P)}, got {actions.shape}")
-    # The mask of this very state, if it was just computed (small batches): legality and sources.
-    known = cached_mask(config, state) if B * P <= 64 else None
     s = _copy_dynamic(state, skip=_NOT_COPIED_BY_STEP)
     ev = Events()
     # Sources (where armies and trades leave from) are fixed before production, as the mask saw them:
     # best [B, 3, P] = the attack, support and main (richest) village of each seat.
-    if known is not None:
-        src = None
-        best = known[1]
-    elif B * P <= 64:
-        src = None
-        best = _dense_sources(tables(config), state, np.arange(P))[0]
-    else:
-        src = sources(config, s, np.arange(P))
-        best = np.stack([src.attack, src.support, src.main], 1)
-    in_table = levels_in_table(tables(config), state.buildings) if known is None else known[2]
+    src = sources(config, s, np.arange(P))
+    best = np.stack([src.attack, src.support, src.main], 1)
+    in_table = levels_in_table(tables(config), state.buildings)
     _produce(config, s, in_table)
-    _commands(config, s, actions, best, src, state, ev, None if known is None else known[0], in_table)
+    _commands(config, s, actions, best, src, state, ev, in_table)
     _arrivals(config, s, ev)
     _upkeep(config, s, ev)
     s.key = _next_key(state.key)
@@ -224,16 +213,14 @@ def _keep(ok: np.ndarray, inv: np.ndarray, bb: np.ndarray, pp: np.ndarray) -> bo
 
 
 def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarray, src, start: State, ev: Events,
-              legal_mask, in_table: bool) -> None:
+              in_table: bool) -> None:
     """Execute one command per seat. Legality is judged on ``start``, the state at the start
-    of the tick (what ``action_mask`` saw: ``legal_mask`` when it is known), so that the
-    rules execute exactly the masked-legal commands; the effects apply to ``s`` (after
-    production, so resources only grew).
+    of the tick (what ``action_mask`` saw), so that the rules execute exactly the
+    masked-legal commands; the effects apply to ``s`` (after production, so resources only grew).
 
     Work is done on the compact list of seats that issued each kind of command, in (world,
     seat) order, which is also the order of the events. ``best`` [B, 3, P]: each seat's
-    attack, support and main village; ``src`` the full ``Sources`` (None: compute legality
-    from ``best`` and ``start``)."""
+    attack, support and main village; ``src`` the full ``Sources`` of the tick-start state."""
     L = layout_for(config)
     P, A = config.n_players, config.n_alliances
     t = tables(config)
@@ -250,31 +237,28 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
             order = np.argsort(ck, kind="stable")
             cb, cp = cb[order], cp[order]
         ca = actions[cb, cp]
-        legal = None if legal_mask is None else legal_mask[cb, cp, ca]
         lo = [0] * 7
         for k in range(6):
             lo[k + 1] = lo[k] + counts[k]
         for k in (_TRADE, _DIPLOMACY, _BUILD, _TRAIN, _ARMY):  # the rules' order
             if counts[k]:
                 i = slice(lo[k], lo[k + 1])
-                ok = None if legal is None or k == _DIPLOMACY else legal[i]
-                _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], ok, best, src, inv, ev, t, dec, in_table)
+                _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], best, src, inv, ev, t, dec, in_table)
     s.invalid_actions = start.invalid_actions + inv
     if np.count_nonzero(inv):
         bb, pp = np.nonzero(inv)
         ev.add("invalid", world=bb, tick=start.tick[bb], player=pp, action=actions[bb, pp])
 
 
-def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _trade(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     L = layout_for(config)
     B, V, K = s.buildings.shape
     R = s.resources.shape[-1]
     v = best[bb, 2, pp]  # the richest village
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
+    fv = bb * V + v  # flat (world, site)
     g = aa - L.trade  # 0: wood -> iron, 1: iron -> wood
     market = s.buildings.take(fv * K + MARKET)
-    if ok is None:
-        ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
+    ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
     if not _keep(ok, inv, bb, pp):
         fv, g, market = fv[ok], g[ok], market[ok]
         if not len(fv):
@@ -289,7 +273,7 @@ def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     resources[fg1] = np.minimum(storage, resources.take(fg1) + config.trade_amount * rate)
 
 
-def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _diplomacy(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     s.relation, s.offer = s.relation.copy(), s.offer.copy()  # (shared with ``start`` until now)
     L = layout_for(config)
     A = config.n_alliances
@@ -325,17 +309,16 @@ def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_
             _set_relation(s, wb[keep], wx[keep], wy[keep], offered[keep] - 1, wp[keep], ev)
 
 
-def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _build(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     B, V, K = s.buildings.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     k = dec.arg.take(aa)
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
+    fv = bb * V + v  # flat (world, site)
     fk = fv * K + k
     # Buildings have not changed since the tick started (production and trade leave them alone).
     level = s.buildings.take(fk)
-    if ok is None:
-        # (The owner is the seat itself, so it is >= 0.)
-        ok = (s.owner.take(fv) == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
+    # (The owner is the seat itself, so it is >= 0.)
+    ok = (s.owner.take(fv) == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
     if not _keep(ok, inv, bb, pp):
         bb, pp, v, fv, k, fk, level = bb[ok], pp[ok], v[ok], fv[ok], k[ok], fk[ok], level[ok]
         if not len(bb):
@@ -347,17 +330,16 @@ def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     ev.add("build", world=bb, tick=start.tick[bb], player=pp, village=v, building=k, level=new)
 
 
-def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _train(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     B, V, U = s.troops.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     u = dec.arg.take(aa)
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
-    if ok is None:
-        pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
-        farm = start.buildings[bb, v, FARM]
-        pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
-        ok = (s.owner.take(fv) == pp) & _can_train_at(config, start.resources[bb, v], True,
-                                                      start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
+    fv = bb * V + v  # flat (world, site)
+    pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
+    farm = start.buildings[bb, v, FARM]
+    pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
+    ok = (s.owner.take(fv) == pp) & _can_train_at(config, start.resources[bb, v], True,
+                                                  start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
     if not _keep(ok, inv, bb, pp):
         bb, pp, v, fv, u = bb[ok], pp[ok], v[ok], fv[ok], u[ok]
         if not len(bb):
@@ -370,7 +352,7 @@ def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     ev.add("train", world=bb, tick=start.tick[bb], player=pp, village=v, unit=u, count=n)
 
 
-def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _army(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     """Attack, support, found: the army kind is the verb (ARMY_ATTACK, ARMY_SUPPORT, ARMY_SETTLE)."""
     dst = s.row_village[bb, pp, dec.row.take(aa)]
     kind = dec.arg.take(aa)
@@ -379,51 +361,35 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
     occupied = tp >= 0
     t_alliance = np.where(occupied, s.player_alliance[bb, np.maximum(tp, 0)], -1)
     rel_t = start.relation[bb, my_alliance, np.maximum(t_alliance, 0)]  # as the mask saw it
-    if ok is None:
-        if src is None:
-            src = sources(config, start, np.arange(config.n_players))
-        same = t_alliance == my_alliance
-        ok_attack = (kind == 0) & occupied & ~same & src.has_offense[bb, pp]
-        friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
-        ok_support = (kind == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
-        main = src.main[bb, pp]
-        n_own = src.n_own[bb, pp]
-        ok_found = ((kind == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
-                    & (n_own < config.max_own_villages) & (n_own > 0))
-        ok = ok_attack | ok_support | ok_found
+    same = t_alliance == my_alliance
+    ok_attack = (kind == 0) & occupied & ~same & src.has_offense[bb, pp]
+    friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
+    ok_support = (kind == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
+    main = src.main[bb, pp]
+    n_own = src.n_own[bb, pp]
+    ok_found = ((kind == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
+                & (n_own < config.max_own_villages) & (n_own > 0))
+    ok = ok_attack | ok_support | ok_found
     # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
     launch = ok
     B, M = s.army_active.shape
     free = ~s.army_active
-    if B == 1:  # one world: the launches in order take the free slots in order
-        slots = free.reshape(-1).nonzero()[0]  # (np.flatnonzero without its Python wrapper)
-        n_launch = np.count_nonzero(launch)
-        if n_launch <= len(slots):
-            fits = launch
-        else:
-            fits = launch.copy()
-            fits[np.flatnonzero(launch)[len(slots):]] = False
+    lb = bb[launch]
+    rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
+    fits_l = rank < free.sum(1)[lb]
+    if np.count_nonzero(fits_l) == len(fits_l):
+        fits = launch
     else:
-        lb = bb[launch]
-        rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
-        fits_l = rank < free.sum(1)[lb]
-        if np.count_nonzero(fits_l) == len(fits_l):
-            fits = launch
-        else:
-            fits = np.zeros(len(bb), bool)
-            fits[np.nonzero(launch)[0][fits_l]] = True
-            rank = rank[fits_l]
+        fits = np.zeros(len(bb), bool)
+        fits[np.nonzero(launch)[0][fits_l]] = True
+        rank = rank[fits_l]
     if not _keep(fits, inv, bb, pp):
         bb, pp, dst, tp, kind = bb[fits], pp[fits], dst[fits], tp[fits], kind[fits]
         t_alliance, rel_t = t_alliance[fits], rel_t[fits]
         if not len(bb):
             return
-    if B == 1:
-        m = slots[: len(bb)]
-        fm = m  # flat (world, slot)
-    else:
-        m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
-        fm = bb * M + m
+    m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+    fm = bb * M + m
     source = best[bb, kind, pp]  # attack source, support source or the richest village
     home_troops = s.troops[bb, source]
     n_kind = np.bincount(kind, minlength=3).tolist()
@@ -526,15 +492,14 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         return
     # One arrival per village per tick: the lowest slot goes first.
     M = s.army_active.shape[1]
-    one = B == 1  # flat indices (world, x) are x
     if len(ab) > 1:
         first = _first_per_key(ab * V + s.army_dst[ab, am])
         b, m = ab[first], am[first]
     else:
         b, m = ab, am
-    fm = m if one else b * M + m
+    fm = b * M + m
     v = s.army_dst.take(fm)
-    fv = v if one else b * V + v
+    fv = b * V + v
     p = s.army_owner.take(fm)
     kind = s.army_kind.take(fm)
     owner = s.owner.take(fv)
@@ -622,7 +587,7 @@ def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> No
     """Turn armies around towards their source; empty armies simply disband.
     (``troops`` and ``here``: the armies' troops and position, when known.)"""
     B, M = s.army_active.shape
-    fm = m if B == 1 else b * M + m  # flat (world, slot); the step's arrays are its own C-contiguous copies
+    fm = b * M + m  # flat (world, slot); the step's arrays are its own C-contiguous copies
     if troops is None:
         troops = s.army_troops.reshape(B * M, -1).take(fm, axis=0)
     has = troops.sum(-1) > 0
@@ -655,8 +620,8 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     # C-contiguous copies, so the reshaped views write into them.
     B, V = s.owner.shape
     M = s.army_active.shape[1]
-    fv = v if B == 1 else b * V + v
-    fm = m if B == 1 else b * M + m
+    fv = b * V + v
+    fm = b * M + m
     troops_v = s.troops.reshape(B * V, -1)
     resources_v = s.resources.reshape(B * V, -1)
     army_troops = s.army_troops.reshape(B * M, -1)
@@ -766,39 +731,12 @@ def _battle_weights(config: GameConfig) -> _Weights | None:
 
 
 def _luck(config: GameConfig, key: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Attack strength multiplier in [1 - luck, 1 + luck]: 1 + luck * (2 * rng.uniform(key, 7, v) - 1)."""
-    if len(key) > 8:
-        return 1.0 + config.luck * (2 * rngmod.uniform(key, 7, v) - 1)
-    # A few battles: the same 64-bit hash and float operations on Python numbers.
-    luck = config.luck
-    return np.array([1.0 + luck * (2 * _uniform_int(k, 7, c) - 1) for k, c in zip(key.tolist(), v.tolist())])
-
-
-_MASK64 = (1 << 64) - 1
-_M1, _M2, _GOLDEN = int(rngmod._M1), int(rngmod._M2), int(rngmod._GOLDEN)
-
-
-def _mix_int(x: int) -> int:
-    """``rng.mix`` of one uint64 as a Python int."""
-    x = (x + _GOLDEN) & _MASK64
-    x = ((x ^ (x >> 30)) * _M1) & _MASK64
-    x = ((x ^ (x >> 27)) * _M2) & _MASK64
-    return x ^ (x >> 31)
-
-
-def _uniform_int(key: int, *counters: int) -> float:
-    """``rng.uniform`` of one key and integer counters, on Python ints (bit for bit)."""
-    h = key
-    for c in counters:
-        h = _mix_int(h ^ ((c & _MASK64) * _M2 & _MASK64))
-    return (h >> 11) * (1.0 / 9007199254740992.0)
+    """Attack strength multiplier in [1 - luck, 1 + luck], drawn per (world, village)."""
+    return 1.0 + config.luck * (2 * rngmod.uniform(key, 7, v) - 1)
 
 
 def _next_key(key: np.ndarray) -> np.ndarray:
-    """``rng.mix(key)``: on Python ints for a few worlds."""
-    if len(key) > 8:
-        return rngmod.mix(key)
-    return np.array([_mix_int(k) for k in key.tolist()], dtype=np.uint64)
+    return rngmod.mix(key)
 
 
 # --- 4. upkeep -------------------------------------------------------------------
