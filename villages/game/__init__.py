@@ -1,12 +1,11 @@
 """The game: rules over batched numpy state. Imports nothing outside numpy."""
 
 from . import rng
-from .actions import ActionLayout, action_mask, village_economy
-from .actions import layout_for as action_layout
+from .actions import action_mask, village_economy
 from .config import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
 from .events import Events
-from .observation import ObservationLayout, encode
-from .observation import layout_for as observation_layout
+from .layouts import ActionLayout, ObservationLayout, action_layout, observation_layout
+from .observation import encode
 from .rules import players_leave, set_relation, step
 from .state import Layout, State, concat, init_state
 

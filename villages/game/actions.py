@@ -1,85 +1,17 @@
-"""The discrete action space, its legality mask, and helpers shared with ``rules``.
-
-One command per seat per tick. Layout (``ActionLayout``):
-
-    0                      noop
-    1, 2                   trade wood->iron, iron->wood (at one's richest village)
-    3 ...                  diplomacy on diplomacy-table row a: declare war, offer
-                           peace, offer alliance, accept the pending offer
-    row_base + j*VERBS+v   verb v on visible village row j: attack, support, found,
-                           build <building>, train <unit>
-
-Rows are the n_rows sites nearest a seat's home, so "attack row 3" means "attack the
-3rd-nearest site": an entity-style policy scores each row with shared weights.
-"""
+"""The legality mask of the discrete action space (``layouts.ActionLayout``), and the
+village-level quantities it shares with ``rules``: economy, sources, affordability."""
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from .config import ALLY, BARRACKS, BUILDINGS, FARM, HQ, MARKET, NO_OWNER, PEACE, SPEAR, UNITS, WAR, GameConfig
+from .config import ALLY, BARRACKS, FARM, HQ, MARKET, PEACE, SPEAR, WAR, GameConfig
+from .layouts import DIPLOMACY_VERBS
+from .layouts import action_layout as layout_for
 from .state import State
-
-DIPLOMACY_VERBS = ("declare_war", "offer_peace", "offer_alliance", "accept")
-ROW_VERBS_FIXED = ("attack", "support", "found")
-
-
-@dataclass(frozen=True)
-class ActionLayout:
-    n_rows: int
-    n_alliances: int
-
-    @property
-    def row_verbs(self) -> tuple[str, ...]:
-        return ROW_VERBS_FIXED + tuple(f"build_{b}" for b in BUILDINGS) + tuple(f"train_{u}" for u in UNITS)
-
-    @property
-    def n_verbs(self) -> int:
-        return len(self.row_verbs)
-
-    noop: int = 0
-    trade: int = 1  # two actions: 1 wood->iron, 2 iron->wood
-
-    @property
-    def diplomacy(self) -> int:
-        return 3
-
-    @property
-    def row_base(self) -> int:
-        return 3 + len(DIPLOMACY_VERBS) * self.n_alliances
-
-    @property
-    def n_actions(self) -> int:
-        return self.row_base + self.n_rows * self.n_verbs
-
-    def row_action(self, row, verb: str):
-        return self.row_base + np.asarray(row) * self.n_verbs + self.row_verbs.index(verb)
-
-    def diplomacy_action(self, table_row, verb: str):
-        return self.diplomacy + DIPLOMACY_VERBS.index(verb) * self.n_alliances + np.asarray(table_row)
-
-    @cached_property
-    def names(self) -> tuple[str, ...]:
-        out = ["noop", "trade_wood_to_iron", "trade_iron_to_wood"]
-        out += [f"{v}:{a}" for v in DIPLOMACY_VERBS for a in range(self.n_alliances)]
-        out += [f"{v}:row{j}" for j in range(self.n_rows) for v in self.row_verbs]
-        return tuple(out)
-
-
-_LAYOUTS: dict = {}
-
-
-def layout_for(config: GameConfig) -> ActionLayout:
-    key = (config.n_rows, config.n_alliances)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ActionLayout(*key)
-    return L
-
 
 # --- static tables, cached per config ------------------------------------------------
 

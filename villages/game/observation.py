@@ -1,9 +1,4 @@
-"""Observation encoding: a flat float32 vector made of three named tables.
-
-    [ SELF_FEATURES | n_rows x VILLAGE_FEATURES | n_alliances x DIPLOMACY_FEATURES ]
-
-Column names are defined once here; networks, diagnostics and renderers look columns
-up by name (``ObservationLayout.village_col("rel_war")``), never by magic index.
+"""Observation encoding into the named tables of ``layouts.ObservationLayout``.
 
 Identity and relation are both observable: every row carries its owner alliance's
 banner, and the diplomacy table carries each alliance's banner with its relation to
@@ -15,97 +10,14 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from .actions import _arange, _players, village_economy
-from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, RESOURCES, SPEAR, UNITS, WALL, WAR, GameConfig
+from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, WALL, WAR, GameConfig
+from .layouts import ObservationLayout
+from .layouts import observation_layout as layout_for
 from .state import State
-
-SELF_FEATURES = (
-    ("time",)
-    + ("n_villages", "pop_used", "incoming_attacks", "incoming_eta")
-    + tuple(f"res_{r}" for r in RESOURCES)
-    + tuple(f"troops_{u}" for u in UNITS)
-)
-
-
-def village_features(banner_dim: int) -> tuple[str, ...]:
-    return (
-        ("is_own", "is_player", "is_barbarian", "is_free", "same_alliance")
-        + tuple(f"banner_{i}" for i in range(banner_dim))
-        + ("rel_war", "rel_peace", "rel_ally", "distance", "integrity", "defence", "offence", "level", "wall")
-        + ("attacking_me", "my_attack_en_route")
-        + tuple(f"own_res_{r}" for r in RESOURCES)
-        + ("own_pop",)
-        + tuple(f"own_troops_{u}" for u in UNITS)
-        + tuple(f"own_{b}" for b in BUILDINGS)
-    )
-
-
-def diplomacy_features(banner_dim: int) -> tuple[str, ...]:
-    return (tuple(f"banner_{i}" for i in range(banner_dim))
-            + ("is_mine", "rel_war", "rel_peace", "rel_ally", "offer_to_me", "offer_by_me", "villages"))
-
-
-@dataclass(frozen=True)
-class ObservationLayout:
-    n_rows: int
-    n_alliances: int
-    banner_dim: int
-
-    @cached_property
-    def village(self) -> tuple[str, ...]:
-        return village_features(self.banner_dim)
-
-    @cached_property
-    def diplomacy(self) -> tuple[str, ...]:
-        return diplomacy_features(self.banner_dim)
-
-    @property
-    def self_size(self) -> int:
-        return len(SELF_FEATURES)
-
-    @property
-    def rows_start(self) -> int:
-        return self.self_size
-
-    @property
-    def diplomacy_start(self) -> int:
-        return self.rows_start + self.n_rows * len(self.village)
-
-    @property
-    def size(self) -> int:
-        return self.diplomacy_start + self.n_alliances * len(self.diplomacy)
-
-    def village_col(self, name: str) -> int:
-        return self.village.index(name)
-
-    def diplomacy_col(self, name: str) -> int:
-        return self.diplomacy.index(name)
-
-    def split(self, obs):
-        """(self [.., S], rows [.., N, F], diplomacy [.., A, G]) views of a flat observation.
-
-        Works on numpy arrays and torch tensors alike."""
-        lead = obs.shape[:-1]
-        own = obs[..., : self.rows_start]
-        rows = obs[..., self.rows_start : self.diplomacy_start].reshape(*lead, self.n_rows, len(self.village))
-        dip = obs[..., self.diplomacy_start :].reshape(*lead, self.n_alliances, len(self.diplomacy))
-        return own, rows, dip
-
-
-_LAYOUTS: dict = {}
-
-
-def layout_for(config: GameConfig) -> ObservationLayout:
-    key = (config.n_rows, config.n_alliances, config.banner_dim)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ObservationLayout(*key)
-    return L
-
 
 _W32: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

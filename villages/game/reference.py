@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import rng as rngmod
-from .actions import DIPLOMACY_VERBS
-from .actions import layout_for as action_layout
+from .layouts import DIPLOMACY_VERBS, SELF_FEATURES, action_layout, observation_layout
 from .config import (
     ALLY,
     ARMY_ATTACK,
@@ -43,8 +42,6 @@ from .config import (
     GameConfig,
 )
 from .events import Events
-from .observation import SELF_FEATURES
-from .observation import layout_for as observation_layout
 from .state import State
 
 # --- quantities of one village and one seat ---------------------------------------------

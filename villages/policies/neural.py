@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from villages.game import ObservationLayout, rng
-from villages.game.actions import ActionLayout
+from villages.game.layouts import ActionLayout
 from villages.policies.base import choice_from_logits
 
 CHECKPOINT_FORMAT = "villages-checkpoint"

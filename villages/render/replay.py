@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
-from villages.game.actions import ActionLayout
+from villages.game.layouts import ActionLayout
 from villages.game.config import ARMY_RETURN
 
 FORMAT_NAME = "villages-replay"
