@@ -3,76 +3,15 @@ village-level quantities it shares with ``rules``: economy, sources, affordabili
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from .config import ALLY, BARRACKS, FARM, HQ, MARKET, PEACE, SPEAR, WAR, GameConfig
-from .layouts import DIPLOMACY_VERBS
-from .layouts import action_layout as layout_for
 from .state import State
+from .tables import Tables, tables
 
 # --- static tables, cached per config ------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Tables:
-    """Per-config lookup tables for the hot path (the same values as the config's formulas)."""
-
-    production: np.ndarray  # [levels] per-tick production of a resource building
-    storage: np.ndarray  # [levels] by headquarters level
-    pop_cap: np.ndarray  # [levels] by farm level
-    build_cost: np.ndarray  # [R, K * levels]: cost of the next level, flat index k * levels + level
-    build_limit: np.ndarray  # build_cost, +inf from the maximum level on (an affordable level is a legal one)
-    levels: int
-    batch_cost: np.ndarray  # [U, R] one training batch
-    batch_pop: np.ndarray  # [U] population of one training batch
-    offence_weight: np.ndarray  # [U] score of the attack source (offensive units, weighted by attack)
-    integer_weights: bool  # unit_pop and offence_weight hold integers: weighted sums are exact in any order
-    mask_plan: "_MaskPlan"
-    exact_pop: bool = False  # integer_weights and integer batch_pop: the pop check may be cap - used >= batch
-    build_flat_base: np.ndarray | None = None  # [K] k * levels: flat index of building k at level 0
-    batch_cost_by_resource: tuple = ()  # R arrays [U]: batch_cost[:, r], contiguous
-
-
-_TABLES: "weakref.WeakKeyDictionary[GameConfig, Tables]" = weakref.WeakKeyDictionary()
-
-
-def tables(config: GameConfig) -> Tables:
-    t = _TABLES.get(config)
-    if t is None:
-        levels = config.building_max_level + 2
-        # Evaluated on a strided view, like the state's building columns, so that any
-        # SIMD/scalar difference in ``**`` cannot make the table differ from the formula.
-        lv = np.zeros((levels, 2), np.int64)[:, 0]
-        lv[:] = np.arange(levels)
-        cost = config.building_cost()[:, np.minimum(np.arange(levels), config.building_max_level)]  # [K, L, R]
-        cost = np.ascontiguousarray(cost.transpose(2, 0, 1).reshape(config.n_resources, -1))
-        limit = cost.copy().reshape(config.n_resources, config.n_buildings, levels)
-        limit[:, :, config.building_max_level :] = np.inf
-        offence = config.unit_attack * config.unit_offensive + config.unit_offensive
-        integer_weights = bool(np.all(np.mod(config.unit_pop, 1) == 0) and np.all(np.mod(offence, 1) == 0))
-        batch_cost = config.unit_cost * config.unit_batch[:, None]
-        batch_pop = config.unit_pop * config.unit_batch
-        t = Tables(
-            production=config.production(lv),
-            storage=config.storage(lv),
-            pop_cap=config.pop_cap(lv),
-            build_cost=cost,
-            build_limit=limit.reshape(config.n_resources, -1),
-            levels=levels,
-            batch_cost=batch_cost,
-            batch_pop=batch_pop,
-            offence_weight=offence,
-            integer_weights=integer_weights,
-            mask_plan=_MaskPlan.build(config),
-            exact_pop=integer_weights and bool(np.all(np.mod(batch_pop, 1) == 0)),
-            build_flat_base=np.arange(config.n_buildings) * levels,
-            batch_cost_by_resource=tuple(np.ascontiguousarray(batch_cost[:, r]) for r in range(config.n_resources)),
-        )
-        _TABLES[config] = t
-    return t
 
 
 def by_level(table: np.ndarray, level: np.ndarray, formula) -> np.ndarray:
@@ -263,44 +202,6 @@ def _code(flags: np.ndarray, shift: int = 0) -> np.ndarray:
     raise ValueError(f"cannot code {n} flags exactly")
 
 
-@dataclass(frozen=True, eq=False)
-class _MaskPlan:
-    """Where each code goes in the packed mask.
-
-    The mask is a bit string of n_actions bits (action i = bit i), kept as 32-bit words.
-    Its fields are: noop + the two trades (3 bits at 0), the four diplomacy verbs (4A bits
-    at 3), and one code of n_verbs bits per village row. A field starting at bit o is
-    added as code * 2**(o % 32) to word o // 32; the part above 32 bits carries into the
-    next word. Codes never overlap and every product stays below 2**53, so one float64
-    matrix product places all fields exactly."""
-
-    n_actions: int
-    n_words: int
-    place: np.ndarray  # float64 [fields, words]
-
-    @staticmethod
-    def build(config: GameConfig) -> "_MaskPlan":
-        L = layout_for(config)
-        fields = [(0, 3), (L.diplomacy, len(DIPLOMACY_VERBS) * L.n_alliances)]
-        fields += [(L.row_base + j * L.n_verbs, L.n_verbs) for j in range(L.n_rows)]
-        n_words = -(-L.n_actions // 32) + 1
-        place = np.zeros((len(fields), n_words))
-        for f, (start, width) in enumerate(fields):
-            if width + start % 32 > 53:
-                raise ValueError(f"mask field of {width} bits at {start} does not fit the float64 placement")
-            place[f, start // 32] = 2.0 ** (start % 32)
-        return _MaskPlan(L.n_actions, n_words, place)
-
-    def assemble(self, codes: np.ndarray) -> np.ndarray:
-        """codes: float [B, n, fields] (exact integers) -> bool [B, n, n_actions]."""
-        lead = codes.shape[:-1]
-        value = (codes.reshape(-1, codes.shape[-1]) @ self.place).astype(np.uint64)
-        words = (value & np.uint64(0xFFFFFFFF)).astype("<u4")
-        words[:, 1:] |= (value[:, :-1] >> np.uint64(32)).astype("<u4")
-        packed = words.view(np.uint8).reshape(lead + (4 * self.n_words,))
-        return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
-
-
 def world_offsets(B: int, k: int):
     """[B, 1] world * k: the flat offset of each world's rows of k."""
     return (_arange(B) * k)[:, None]
@@ -418,7 +319,7 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     # relation (as uint8) + 256 * same alliance, by [b, my alliance, the site's]
     pair = state.relation.view(np.uint8) + _same_alliance_256(A1)
     rel_same = pair.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
-    lut = _verdict_table(config, P1)
+    lut = t.verdict
     verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + rel_same)
 
     act = (active & free_slot).view(np.uint8)
@@ -438,38 +339,6 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
 
 
 _TRADE_BITS = np.array([2.0, 4.0])
-
-
-@dataclass(frozen=True, eq=False)
-class _VerdictTable:
-    site_kind: np.ndarray  # int64 [P + 2] by owner + 1: 0 free, 512 barbarian, 1024 a seat's
-    table: np.ndarray  # uint8 [3 * 512]: verdict bits by site kind + 256 * same alliance + relation (as uint8)
-
-
-_VERDICT: dict = {}
-
-
-def _verdict_table(config: GameConfig, P1: int) -> _VerdictTable:
-    """The row-verb verdict of a site seen from an alliance (bit 0 attackable, bit 1 supportable,
-    bit 2 free), tabulated from the same boolean rules for every int8 relation value."""
-    key = (P1, config.barbarian_player)
-    v = _VERDICT.get(key)
-    if v is None:
-        kind = np.full(P1 + 1, 2, np.int64)  # owner + 1: seats
-        kind[0] = 0  # free
-        if 0 <= config.barbarian_player < P1:
-            kind[config.barbarian_player + 1] = 1
-        table = np.zeros((3, 2, 256), np.uint8)
-        rel = np.arange(256).astype(np.uint8).view(np.int8)
-        for k in range(3):
-            occupied, player_site = k > 0, k == 2
-            for s in (False, True):
-                table[k, int(s)] = ((occupied and not s)
-                               | ((player_site & (s | (rel == ALLY))).astype(np.uint8) << 1)
-                               | ((not occupied) << 2))
-        v = _VerdictTable(kind * 512, table.reshape(-1))
-        _VERDICT[key] = v
-    return v
 
 
 def _same_alliance_256(A1: int) -> np.ndarray:

@@ -8,7 +8,6 @@ you. Whether each village row *also* carries the relation directly is the
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,42 +17,7 @@ from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, WALL, WAR, GameConfig
 from .layouts import ObservationLayout
 from .layouts import observation_layout as layout_for
 from .state import State
-
-_W32: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _weights32(config: GameConfig):
-    w = _W32.get(config)
-    if w is None:
-        w = _W32[config] = (config.unit_def_inf.astype(np.float32),
-                            (config.unit_attack * config.unit_offensive).astype(np.float32))
-    return w
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Column positions of a layout's tables (looked up once, not per call)."""
-
-    v: dict  # village table: name -> column
-    d: dict  # diplomacy table: name -> column
-
-    @staticmethod
-    def of(L: ObservationLayout) -> "_Columns":
-        c = _COLUMNS.get(L)
-        if c is None:
-            c = _COLUMNS[L] = _Columns({n: i for i, n in enumerate(L.village)},
-                                       {n: i for i, n in enumerate(L.diplomacy)})
-            # The fused writes below rely on these runs of adjacent columns.
-            v, d = c.v, c.d
-            assert [v[k] for k in ("is_own", "is_player", "is_barbarian", "is_free")] == [0, 1, 2, 3]
-            assert v["rel_peace"] == v["rel_war"] + 1 and v["rel_ally"] == v["rel_war"] + 2
-            assert v["offence"] == v["defence"] + 1 and v["my_attack_en_route"] == v["attacking_me"] + 1
-            assert [d[k] - d["is_mine"] for k in ("rel_war", "rel_peace", "rel_ally", "offer_to_me", "offer_by_me")] \
-                == [1, 2, 3, 4, 5]
-        return c
-
-
-_COLUMNS: dict = {}
+from .tables import tables
 
 # Relation lookups: a code per (seat, row) is the relation as uint8 (0..255) or one of
 # these, and _FLAGS turns it into a block of four columns at once: same_alliance (village
@@ -164,7 +128,8 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     ``bincount`` (per-bin sums add the same values in the same order as one per column)."""
     players = _players(players)
     L = layout_for(config)
-    cols = _Columns.of(L)
+    t = tables(config)
+    cols = t.columns
     c, dc = cols.v, cols.d
     B, V = state.owner.shape
     n, N, A, D = len(players), config.n_rows, config.n_alliances, config.banner_dim
@@ -214,7 +179,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     others[..., b0 : b0 + D] = banner.reshape(-1, D).take(alliance1_flat, axis=0)
     others[..., c["integrity"]] = state.integrity / config.integrity_max
     # defence, offence and the own troops columns: one _log of [B, V, 2 + U] float32
-    w_def, w_off = _weights32(config)
+    w_def, w_off = t.defence_weight32, t.offence_weight32
     logs = _log(np.concatenate(((troops_v @ w_def)[..., None], (troops_v @ w_off)[..., None], troops_v), -1))
     d0 = c["defence"]
     _put(others[..., d0 : d0 + 2], logs[..., :2])

@@ -18,22 +18,18 @@ Order within a tick:
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import numpy as np
 
 from . import rng as rngmod
 from .actions import (
-    DIPLOMACY_VERBS,
     _can_build_at,
     _can_train_at,
     army_pop_by_village,
     by_level,
-    layout_for,
     levels_in_table,
     sources,
-    tables,
     weighted_units,
 )
 from .config import (
@@ -58,6 +54,9 @@ from .config import (
 )
 from .events import Events
 from .state import State
+from .layouts import DIPLOMACY_VERBS
+from .layouts import action_layout as layout_for
+from .tables import ARMY, BUILD, DIPLOMACY, TRADE, TRAIN, tables
 
 # Fields that never change during an episode are shared, not copied, between states.
 _STATIC = ("pos", "distance", "home", "row_village", "alliance_order")
@@ -91,7 +90,7 @@ def _copy_dynamic(state: State, skip=()) -> State:
 def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -> np.ndarray:
     """Ticks to cover ``distance`` at the slowest present unit's pace (>= 1)."""
     present = troops > 0
-    table = _pace_table(config)
+    table = tables(config).pace
     if table is not None and present.shape[-1] == len(config.unit_speed):
         pace = table.take(present @ _POW2[: present.shape[-1]])  # by the set of unit types present
     else:
@@ -101,26 +100,6 @@ def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -
 
 
 _POW2 = 2 ** np.arange(16, dtype=np.int64)
-_MISSING = object()  # (a per-config cache's "not computed yet": None is a cached answer)
-_PACE: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
-
-
-def _pace_table(config: GameConfig) -> np.ndarray | None:
-    """pace[code]: the slowest pace among the unit types in ``code`` (bit u: unit u present),
-    computed as ``travel_ticks`` did (the maximum of their speeds; 1.0 for none)."""
-    table = _PACE.get(config, _MISSING)
-    if table is _MISSING:
-        speed = np.asarray(config.unit_speed)
-        U = len(speed)
-        table = None
-        if speed.ndim == 1 and U <= 12:
-            present = (np.arange(2 ** U)[:, None] >> np.arange(U)) & 1 > 0
-            table = np.where(present, speed, 0.0).max(-1)
-            table = np.where(present.any(-1), table, 1.0)
-        _PACE[config] = table
-    return table
-
-
 def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
     """Advance every world one tick. ``actions`` is int[B, P] (one command per seat)."""
     actions = np.asarray(actions, dtype=np.int64)
@@ -166,43 +145,6 @@ def _produce(config: GameConfig, s: State, in_table: bool) -> None:
 
 # --- 2. commands -----------------------------------------------------------------
 
-# Command kinds (``_Decode.kind``): what an action does, -1 out of range.
-_NOOP, _TRADE, _DIPLOMACY, _ARMY, _BUILD, _TRAIN = range(6)
-
-
-@dataclass(frozen=True, eq=False)
-class _Decode:
-    """Per-config action decoding tables, indexed by action + 1 (index 0 and the last: out of range)."""
-
-    kind: np.ndarray  # int64 [n_actions + 2]
-    row: np.ndarray  # int64 [n_actions]: visible row of a row verb
-    arg: np.ndarray  # int64 [n_actions]: army kind (attack/support/found), building or unit of a row verb
-
-
-_DECODE: "weakref.WeakKeyDictionary[GameConfig, _Decode]" = weakref.WeakKeyDictionary()
-
-
-def _decode(config: GameConfig) -> _Decode:
-    d = _DECODE.get(config)
-    if d is None:
-        L = layout_for(config)
-        K = config.n_buildings
-        n = L.n_actions
-        a = np.arange(n)
-        kind = np.full(n, _NOOP, np.int64)
-        kind[(a == L.trade) | (a == L.trade + 1)] = _TRADE
-        kind[(a >= L.diplomacy) & (a < L.row_base)] = _DIPLOMACY
-        verb = np.where(a >= L.row_base, (a - L.row_base) % L.n_verbs, -1)
-        kind[(verb >= 0) & (verb < 3)] = _ARMY
-        kind[(verb >= 3) & (verb < 3 + K)] = _BUILD
-        kind[verb >= 3 + K] = _TRAIN
-        row = np.where(a >= L.row_base, (a - L.row_base) // L.n_verbs, 0)
-        arg = np.where(verb >= 3 + K, verb - 3 - K, np.where(verb >= 3, verb - 3, np.maximum(verb, 0)))
-        d = _Decode(np.concatenate([[-1], kind, [-1]]).astype(np.int64), row.astype(np.int64), arg.astype(np.int64))
-        _DECODE[config] = d
-    return d
-
-
 def _keep(ok: np.ndarray, inv: np.ndarray, bb: np.ndarray, pp: np.ndarray) -> bool:
     """Marks the commands that are not ``ok`` invalid; True if every one is ok."""
     if np.count_nonzero(ok) == len(ok):
@@ -224,7 +166,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
     L = layout_for(config)
     P, A = config.n_players, config.n_alliances
     t = tables(config)
-    dec = _decode(config)
+    dec = t.decode
     active = s.player_active[:, :P]
     kind = dec.kind.take(actions + 1, mode="clip")  # -1: out of range
     inv = (kind < 0) & active  # invalid commands of active seats
@@ -240,7 +182,7 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
         lo = [0] * 7
         for k in range(6):
             lo[k + 1] = lo[k] + counts[k]
-        for k in (_TRADE, _DIPLOMACY, _BUILD, _TRAIN, _ARMY):  # the rules' order
+        for k in (TRADE, DIPLOMACY, BUILD, TRAIN, ARMY):  # the rules' order
             if counts[k]:
                 i = slice(lo[k], lo[k + 1])
                 _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], best, src, inv, ev, t, dec, in_table)
@@ -394,7 +336,7 @@ def _army(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) ->
     home_troops = s.troops[bb, source]
     n_kind = np.bincount(kind, minlength=3).tolist()
     # Attacks send the offensive units; support and settlers nothing but ...
-    factor = _send_factor(config)
+    factor = t.send
     if factor is not None:
         sent = home_troops * factor.take(kind, axis=0)
     else:
@@ -423,24 +365,7 @@ def _army(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) ->
     )
 
 
-_SEND: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
-
-
-def _send_factor(config: GameConfig) -> np.ndarray | None:
-    """int64 [3, U] by army kind: 1 for the units that leave (attack: the offensive ones), else 0;
-    None unless ``unit_offensive`` is boolean."""
-    f = _SEND.get(config, _MISSING)
-    if f is _MISSING:
-        off = config.unit_offensive
-        f = None
-        if isinstance(off, np.ndarray) and off.dtype == bool:
-            f = np.zeros((3, len(off)), np.int64)
-            f[ARMY_ATTACK] = off
-        _SEND[config] = f
-    return f
-
-
-_COMMAND = {_TRADE: _trade, _DIPLOMACY: _diplomacy, _BUILD: _build, _TRAIN: _train, _ARMY: _army}
+_COMMAND = {TRADE: _trade, DIPLOMACY: _diplomacy, BUILD: _build, TRAIN: _train, ARMY: _army}
 
 
 def _first_per_pair(bb, x, y, A) -> np.ndarray:
@@ -628,7 +553,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     att = army_troops.take(fm, axis=0)  # [n, U]
     dfd = troops_v.take(fv, axis=0)
     luck = _luck(config, s.key[b], v)
-    w = _battle_weights(config)
+    w = tables(config).battle
     if w is not None and w.attack_by_type is not None and att.dtype.kind in "iu":
         # Integer troops times integer attack values: exact sums in any order, so a product
         # (the third column, inf + cav, gives a_inf + a_cav exactly).
@@ -698,36 +623,6 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
         sent=att, attacker_lost=att_lost, defender_troops=dfd, defender_lost=def_lost, loot=take,
     )
     _send_home(config, s, b, m, troops=survivors, here=v)
-
-
-@dataclass(frozen=True, eq=False)
-class _Weights:
-    attack_inf: np.ndarray  # unit_attack * ~unit_is_cavalry (the same products: the factor is 0 or 1)
-    attack_cav: np.ndarray  # unit_attack * unit_is_cavalry
-    attack_by_type: np.ndarray | None  # [U, 3] the two and their sum, when unit_attack holds integers (else None)
-    loot: np.ndarray  # unit_loot as float64
-    loot_exact: bool  # unit_loot holds integers
-
-
-_WEIGHTS: "weakref.WeakKeyDictionary[GameConfig, _Weights | None]" = weakref.WeakKeyDictionary()
-
-
-def _battle_weights(config: GameConfig) -> _Weights | None:
-    """None unless ``unit_is_cavalry`` is boolean (then (troops * attack) * flag == troops * (attack * flag))."""
-    w = _WEIGHTS.get(config, _MISSING)
-    if w is _MISSING:
-        cav = config.unit_is_cavalry
-        ok = isinstance(cav, np.ndarray) and cav.dtype == bool
-        w = None
-        if ok:
-            inf, cav_ = config.unit_attack * ~cav, config.unit_attack * cav
-            ua = np.asarray(config.unit_attack, np.float64)
-            loot = np.asarray(config.unit_loot)
-            exact = lambda x: bool(np.all(np.isfinite(x)) and np.all(np.mod(x, 1) == 0) and np.all(np.abs(x) < 2**20))  # noqa: E731
-            w = _Weights(inf, cav_, np.stack([inf, cav_, inf + cav_], 1).astype(np.float64) if exact(ua) else None,
-                         loot.astype(np.float64), loot.dtype.kind in "iuf" and exact(loot))
-        _WEIGHTS[config] = w
-    return w
 
 
 def _luck(config: GameConfig, key: np.ndarray, v: np.ndarray) -> np.ndarray:
