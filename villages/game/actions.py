@@ -204,21 +204,7 @@ def _code(flags: np.ndarray, shift: int = 0) -> np.ndarray:
 
 def world_offsets(B: int, k: int):
     """[B, 1] world * k: the flat offset of each world's rows of k."""
-    return (_arange(B) * k)[:, None]
-
-
-_INDEX_CACHE: dict = {}
-
-
-def _arange(n: int) -> np.ndarray:
-    """np.arange(n), shared (read-only)."""
-    a = _INDEX_CACHE.get(n)
-    if a is None:
-        a = np.arange(n)
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[n] = a
-    return a
+    return (np.arange(B) * k)[:, None]
 
 
 def _players(players) -> np.ndarray:
@@ -229,7 +215,7 @@ def _players(players) -> np.ndarray:
 
 def _is_all_seats(players: np.ndarray, P: int) -> bool:
     """players == arange(P)."""
-    return len(players) == P and players.tobytes() == _arange(P).tobytes()
+    return len(players) == P and players.tobytes() == np.arange(P).tobytes()
 
 
 def action_mask(config: GameConfig, state: State, players, diplomacy=True, economy=None) -> np.ndarray:
@@ -317,8 +303,8 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     P1 = state.player_alliance.shape[1]
     alliance = state.player_alliance.reshape(-1).take(np.maximum(owner, 0) + world_offsets(B, P1))  # [B, V]
     # relation (as uint8) + 256 * same alliance, by [b, my alliance, the site's]
-    pair = state.relation.view(np.uint8) + _same_alliance_256(A1)
-    rel_same = pair.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
+    pair = state.relation.view(np.uint8) + np.eye(A1, dtype=np.int64) * 256
+    rel_same = pair.reshape(-1).take(((np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1) + alliance[:, None, :])  # [B, A+1, V]
     lut = t.verdict
     verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + rel_same)
 
@@ -339,27 +325,3 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
 
 
 _TRADE_BITS = np.array([2.0, 4.0])
-
-
-def _same_alliance_256(A1: int) -> np.ndarray:
-    """int64 [A1, A1]: 256 on the diagonal."""
-    key = ("same256", A1)
-    a = _INDEX_CACHE.get(key)
-    if a is None:
-        a = np.eye(A1, dtype=np.int64) * 256
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[key] = a
-    return a
-
-
-def _rel_base(B: int, A1: int) -> np.ndarray:
-    """[B, A1, 1] flat index of relation[b, a, 0]."""
-    key = ("rel", B, A1)
-    a = _INDEX_CACHE.get(key)
-    if a is None:
-        a = ((np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1)
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[key] = a
-    return a

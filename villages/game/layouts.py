@@ -24,7 +24,7 @@ Both layouts depend on a few sizes of the config only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -76,15 +76,13 @@ class ActionLayout:
         return tuple(out)
 
 
-_LAYOUTS: dict = {}
-
-
 def action_layout(config: GameConfig) -> ActionLayout:
-    key = (config.n_rows, config.n_alliances)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ActionLayout(*key)
-    return L
+    return _action_layout(config.n_rows, config.n_alliances)
+
+
+@cache
+def _action_layout(n_rows: int, n_alliances: int) -> ActionLayout:
+    return ActionLayout(n_rows, n_alliances)
 
 
 SELF_FEATURES = (
@@ -160,12 +158,10 @@ class ObservationLayout:
         return own, rows, dip
 
 
-_LAYOUTS: dict = {}
-
-
 def observation_layout(config: GameConfig) -> ObservationLayout:
-    key = (config.n_rows, config.n_alliances, config.banner_dim)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ObservationLayout(*key)
-    return L
+    return _observation_layout(config.n_rows, config.n_alliances, config.banner_dim)
+
+
+@cache
+def _observation_layout(n_rows: int, n_alliances: int, banner_dim: int) -> ObservationLayout:
+    return ObservationLayout(n_rows, n_alliances, banner_dim)

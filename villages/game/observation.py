@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .actions import _arange, _players, village_economy
+from .actions import _players, village_economy
 from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, WALL, WAR, GameConfig
 from .layouts import ObservationLayout
 from .layouts import observation_layout as layout_for
@@ -44,28 +44,17 @@ def _put(dst: np.ndarray, src) -> None:
 
 def _banner_scales(A1: int, scale: float) -> np.ndarray:
     """float64 [A1 + 1, 1]: 0.0 for a free site's banner (row 0), ``scale`` for alliances."""
-    key = ("banner", A1, scale)
-    k = _OFFSETS.get(key)
-    if k is None:
-        k = np.full((A1 + 1, 1), float(scale))
-        k[0] = 0.0
-        k.flags.writeable = False
-        _OFFSETS[key] = k
+    k = np.full((A1 + 1, 1), float(scale))
+    k[0] = 0.0
     return k
 
 
 def _site_kind(P1: int, barbarian: int) -> np.ndarray:
     """float32 [P1 + 1, 3] by owner + 1: (is_player, is_barbarian, is_free) of a site."""
-    key = ("kind", P1, barbarian)
-    k = _OFFSETS.get(key)
-    if k is None:
-        k = np.zeros((P1 + 1, 3), np.float32)
-        k[1:, 0] = 1.0
-        k[0, 2] = 1.0
-        if 0 <= barbarian < P1:
-            k[barbarian + 1] = (0.0, 1.0, 0.0)
-        k.flags.writeable = False
-        _OFFSETS[key] = k
+    k = np.zeros((P1 + 1, 3), np.float32)
+    k[1:, 0] = 1.0
+    k[0, 2] = 1.0
+    k[barbarian + 1] = (0.0, 1.0, 0.0)
     return k
 
 
@@ -73,13 +62,13 @@ def _site_kind(P1: int, barbarian: int) -> np.ndarray:
 class _Offsets:
     """Flat-index offsets of each world for a batch size."""
 
-    V: object  # [B, 1] world * V
-    VV: object  # [B, 1] world * V * V
-    A: object  # [B, 1] world * A1
-    A_1: object  # [B, 1] world * (A1 + 1)
-    P: object  # [B, 1] world * P1
-    P_1: object  # [B, 1] world * (P1 + 1)
-    PV: object  # [B, 1] world * P1 * V
+    V: np.ndarray  # [B, 1] world * V
+    VV: np.ndarray  # [B, 1] world * V * V
+    A: np.ndarray  # [B, 1] world * A1
+    A_1: np.ndarray  # [B, 1] world * (A1 + 1)
+    P: np.ndarray  # [B, 1] world * P1
+    P_1: np.ndarray  # [B, 1] world * (P1 + 1)
+    PV: np.ndarray  # [B, 1] world * P1 * V
     seat_cols: np.ndarray  # [B, 1, C] bins (world, seat + 1, column) of seat 0, per-seat sums
     army_units: np.ndarray  # [B, 1, U] bins (world, seat + 1, unit) of seat 0, army troops
     ones: np.ndarray  # float64 [B, V, 1]
@@ -87,30 +76,16 @@ class _Offsets:
     minus_one: np.ndarray  # int64 [B, 1]
 
 
-_OFFSETS: dict = {}
-
-
 def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
-    key = (B, V, P1, A1, C, U)
-    o = _OFFSETS.get(key)
-    if o is None:
-        b = np.arange(B)[:, None]
-        world = lambda k: b * k  # noqa: E731
-        o = _Offsets(
-            V=world(V), VV=world(V * V), A=world(A1), A_1=world(A1 + 1), P=world(P1), P_1=world(P1 + 1),
-            PV=world(P1 * V),
-            seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
-            army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
-            ones=np.ones((B, V, 1)),
-            thirty=np.full(B * (P1 + 1), 30),
-            minus_one=np.full((B, 1), -1, np.int64),
-        )
-        for a in (o.seat_cols, o.army_units, o.ones, o.thirty, o.minus_one):
-            a.flags.writeable = False
-        if len(_OFFSETS) >= 64:
-            _OFFSETS.clear()
-        _OFFSETS[key] = o
-    return o
+    b = np.arange(B)[:, None]
+    return _Offsets(
+        V=b * V, VV=b * (V * V), A=b * A1, A_1=b * (A1 + 1), P=b * P1, P_1=b * (P1 + 1), PV=b * (P1 * V),
+        seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
+        army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
+        ones=np.ones((B, V, 1)),
+        thirty=np.full(B * (P1 + 1), 30),
+        minus_one=np.full((B, 1), -1, np.int64),
+    )
 
 
 def _log(x) -> np.ndarray:
@@ -139,7 +114,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     C = U + R + 4  # per-seat sums: troops, resources, pop used, pop cap, storage, villages
     off = _offsets(B, V, P1, A1, C, U)
     pop_used, pop_cap, storage = village_economy(config, state) if economy is None else economy
-    all_seats = n == P1 - 1 and players.tobytes() == _arange(n).tobytes()
+    all_seats = n == P1 - 1 and players.tobytes() == np.arange(n).tobytes()
     my_alliance = state.player_alliance[:, :n] if all_seats else state.player_alliance[:, players]  # [B, n]
     owner_v = state.owner
 

@@ -68,14 +68,9 @@ _REPLACED_BY_STEP = ("tick", "key", "invalid_actions")
 _NOT_COPIED_BY_STEP = _REPLACED_BY_STEP + ("player_alliance", "player_active", "banner", "relation", "offer")
 
 
-_COPIED: dict = {}  # skip -> the names to copy
-
-
 def _copy_dynamic(state: State, skip=()) -> State:
     """A new state sharing the static fields (and ``skip``) with ``state``, copies of the rest."""
-    names = _COPIED.get(skip)
-    if names is None:
-        names = _COPIED[skip] = tuple(n for n in _FIELDS if n not in _STATIC and n not in skip)
+    names = [n for n in _FIELDS if n not in _STATIC and n not in skip]
     d = state.__dict__
     new = dict(d)
     if len(new) != len(_FIELDS):  # (attributes other than the fields are not carried over)
@@ -526,18 +521,6 @@ def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> No
         s.army_active.put(fm[~has], False)
 
 
-_DEFENDER_COLUMNS: dict = {}
-
-
-def _defender_columns(U: int) -> np.ndarray:
-    """bool [2U]: which columns of [attackers | defenders] are the defenders'."""
-    d = _DEFENDER_COLUMNS.get(U)
-    if d is None:
-        d = _DEFENDER_COLUMNS[U] = np.arange(2 * U) >= U
-        d.flags.writeable = False
-    return d
-
-
 def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events) -> None:
     if not len(b):
         return
@@ -583,7 +566,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     lost = np.minimum(both, np.floor(both * ratio + 0.5).astype(np.int64))
     # The winner loses ``lost``, the loser everything: ``lost`` where (attackers, won) or
     # (defenders, not won), i.e. where won differs from "defender column".
-    lost = np.where(won[:, None] != _defender_columns(U), lost, both)
+    lost = np.where(won[:, None] != (np.arange(2 * U) >= U), lost, both)  # (columns U..2U-1: the defenders)
     att_lost, def_lost = lost[:, :U], lost[:, U:]
     left = both - lost
     survivors = left[:, :U]
@@ -637,26 +620,12 @@ def _next_key(key: np.ndarray) -> np.ndarray:
 # --- 4. upkeep -------------------------------------------------------------------
 
 
-_SITE_BINS: dict = {}
-
-
-def _site_bins(B: int, P2: int) -> np.ndarray:
-    """[B, 1] world * P2 + 1: the bin of (world, owner + 1)."""
-    a = _SITE_BINS.get((B, P2))
-    if a is None:
-        a = (np.arange(B) * P2 + 1)[:, None]
-        a.flags.writeable = False
-        if len(_SITE_BINS) < 64:
-            _SITE_BINS[(B, P2)] = a
-    return a
-
-
 def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
     owned = s.owner >= 0
     s.integrity = np.where(owned, np.minimum(config.integrity_max, s.integrity + config.integrity_regen), 0.0)
     B = s.batch_size
     P2 = config.n_players + 2  # per world: free sites, seats, barbarians
-    n_sites = np.bincount((s.owner + _site_bins(B, P2)).ravel(), minlength=B * P2).reshape(B, P2)
+    n_sites = np.bincount((s.owner + (np.arange(B) * P2 + 1)[:, None]).ravel(), minlength=B * P2).reshape(B, P2)
     gone = s.player_active & (n_sites[:, 1:] == 0)
     gone[:, config.barbarian_player] = False
     if np.count_nonzero(gone):
