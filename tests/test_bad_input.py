@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from villages.game import ObservationLayout
-from villages.game.actions import ActionLayout
+from villages.game.layouts import ActionLayout
 from villages.policies.checkpoint import CheckpointError, content_hash, read_checkpoint, save_checkpoint
 from villages.policies.neural import build_net, load_policy
 from villages.render import ReplayError, load_replay, save_replay

@@ -387,7 +387,7 @@ def test_sample_legal_edge_cases():
 
 
 def test_level_tables_match_the_config_formulas():
-    from villages.game.actions import tables
+    from villages.game.tables import tables
 
     t = tables(CFG)
     lv = np.arange(t.levels)

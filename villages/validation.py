@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from villages.game.actions import MAX_ALLIANCES as _ENGINE_MAX_ALLIANCES
+from villages.game.layouts import MAX_ALLIANCES as _ENGINE_MAX_ALLIANCES
 from villages.game.config import GameConfig
 
 

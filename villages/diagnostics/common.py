@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from villages.game import GameConfig, ObservationLayout, rng
-from villages.game.actions import ActionLayout
-from villages.game.observation import layout_for as observation_layout
-from villages.game.actions import layout_for as action_layout
+from villages.game.layouts import ActionLayout, action_layout, observation_layout
 from villages.scenarios import Identity, ScenarioSpec, game_config
 
 # A fresh identity that no built-in scenario uses (not even diversity pools): the

@@ -1,12 +1,11 @@
 """The game: rules over batched numpy state. Imports nothing outside numpy."""
 
 from . import rng
-from .actions import ActionLayout, action_mask, village_economy
-from .actions import layout_for as action_layout
+from .actions import action_mask, village_economy
 from .config import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
 from .events import Events
-from .observation import ObservationLayout, encode
-from .observation import layout_for as observation_layout
+from .layouts import ActionLayout, ObservationLayout, action_layout, observation_layout
+from .observation import encode
 from .rules import players_leave, set_relation, step
 from .state import Layout, State, concat, init_state
 
@@ -20,9 +19,6 @@ def sample_legal(mask, key, tick, salt=0):
 
     B, n, n_actions = mask.shape
     u = rng.uniform(key[:, None], 11, tick[:, None], np.arange(n)[None, :], salt)
-    if B * n <= 64:  # few rows: the direct cumulative count costs fewer numpy calls
-        k = np.floor(u * mask.sum(-1)).astype(np.int64)
-        return (np.cumsum(mask, -1, dtype=np.int32) > k[..., None]).argmax(-1)
     packed = np.packbits(mask, axis=-1, bitorder="little")  # [B, n, bytes]
     per_byte = _POPCOUNT.take(packed)
     cum = np.cumsum(per_byte, -1, dtype=np.int32)

@@ -1,149 +1,17 @@
-"""The discrete action space, its legality mask, and helpers shared with ``rules``.
-
-One command per seat per tick. Layout (``ActionLayout``):
-
-    0                      noop
-    1, 2                   trade wood->iron, iron->wood (at one's richest village)
-    3 ...                  diplomacy on diplomacy-table row a: declare war, offer
-                           peace, offer alliance, accept the pending offer
-    row_base + j*VERBS+v   verb v on visible village row j: attack, support, found,
-                           build <building>, train <unit>
-
-Rows are the n_rows sites nearest a seat's home, so "attack row 3" means "attack the
-3rd-nearest site": an entity-style policy scores each row with shared weights.
-"""
+"""The legality mask of the discrete action space (``layouts.ActionLayout``), and the
+village-level quantities it shares with ``rules``: economy, sources, affordability."""
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from .config import ALLY, BARRACKS, BUILDINGS, FARM, HQ, MARKET, NO_OWNER, PEACE, SPEAR, UNITS, WAR, GameConfig
+from .config import ALLY, BARRACKS, FARM, HQ, MARKET, PEACE, SPEAR, WAR, GameConfig
 from .state import State
-
-DIPLOMACY_VERBS = ("declare_war", "offer_peace", "offer_alliance", "accept")
-# The mask places its diplomacy field (one bit per verb and alliance, after the 3 global
-# actions) with one float64 product, exact up to 53 bits (``_MaskPlan``): 3 + 4 * A <= 53.
-MAX_ALLIANCES = (53 - 3) // len(DIPLOMACY_VERBS)
-ROW_VERBS_FIXED = ("attack", "support", "found")
-
-
-@dataclass(frozen=True)
-class ActionLayout:
-    n_rows: int
-    n_alliances: int
-
-    @property
-    def row_verbs(self) -> tuple[str, ...]:
-        return ROW_VERBS_FIXED + tuple(f"build_{b}" for b in BUILDINGS) + tuple(f"train_{u}" for u in UNITS)
-
-    @property
-    def n_verbs(self) -> int:
-        return len(self.row_verbs)
-
-    noop: int = 0
-    trade: int = 1  # two actions: 1 wood->iron, 2 iron->wood
-
-    @property
-    def diplomacy(self) -> int:
-        return 3
-
-    @property
-    def row_base(self) -> int:
-        return 3 + len(DIPLOMACY_VERBS) * self.n_alliances
-
-    @property
-    def n_actions(self) -> int:
-        return self.row_base + self.n_rows * self.n_verbs
-
-    def row_action(self, row, verb: str):
-        return self.row_base + np.asarray(row) * self.n_verbs + self.row_verbs.index(verb)
-
-    def diplomacy_action(self, table_row, verb: str):
-        return self.diplomacy + DIPLOMACY_VERBS.index(verb) * self.n_alliances + np.asarray(table_row)
-
-    @cached_property
-    def names(self) -> tuple[str, ...]:
-        out = ["noop", "trade_wood_to_iron", "trade_iron_to_wood"]
-        out += [f"{v}:{a}" for v in DIPLOMACY_VERBS for a in range(self.n_alliances)]
-        out += [f"{v}:row{j}" for j in range(self.n_rows) for v in self.row_verbs]
-        return tuple(out)
-
-
-_LAYOUTS: dict = {}
-
-
-def layout_for(config: GameConfig) -> ActionLayout:
-    key = (config.n_rows, config.n_alliances)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ActionLayout(*key)
-    return L
-
+from .tables import Tables, tables
 
 # --- static tables, cached per config ------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Tables:
-    """Per-config lookup tables for the hot path (the same values as the config's formulas)."""
-
-    production: np.ndarray  # [levels] per-tick production of a resource building
-    storage: np.ndarray  # [levels] by headquarters level
-    pop_cap: np.ndarray  # [levels] by farm level
-    build_cost: np.ndarray  # [R, K * levels]: cost of the next level, flat index k * levels + level
-    build_limit: np.ndarray  # build_cost, +inf from the maximum level on (an affordable level is a legal one)
-    levels: int
-    batch_cost: np.ndarray  # [U, R] one training batch
-    batch_pop: np.ndarray  # [U] population of one training batch
-    offence_weight: np.ndarray  # [U] score of the attack source (offensive units, weighted by attack)
-    integer_weights: bool  # unit_pop and offence_weight hold integers: weighted sums are exact in any order
-    mask_plan: "_MaskPlan"
-    exact_pop: bool = False  # integer_weights and integer batch_pop: the pop check may be cap - used >= batch
-    build_flat_base: np.ndarray | None = None  # [K] k * levels: flat index of building k at level 0
-    batch_cost_by_resource: tuple = ()  # R arrays [U]: batch_cost[:, r], contiguous
-
-
-_TABLES: "weakref.WeakKeyDictionary[GameConfig, Tables]" = weakref.WeakKeyDictionary()
-
-
-def tables(config: GameConfig) -> Tables:
-    t = _TABLES.get(config)
-    if t is None:
-        levels = config.building_max_level + 2
-        # Evaluated on a strided view, like the state's building columns, so that any
-        # SIMD/scalar difference in ``**`` cannot make the table differ from the formula.
-        lv = np.zeros((levels, 2), np.int64)[:, 0]
-        lv[:] = np.arange(levels)
-        cost = config.building_cost()[:, np.minimum(np.arange(levels), config.building_max_level)]  # [K, L, R]
-        cost = np.ascontiguousarray(cost.transpose(2, 0, 1).reshape(config.n_resources, -1))
-        limit = cost.copy().reshape(config.n_resources, config.n_buildings, levels)
-        limit[:, :, config.building_max_level :] = np.inf
-        offence = config.unit_attack * config.unit_offensive + config.unit_offensive
-        integer_weights = bool(np.all(np.mod(config.unit_pop, 1) == 0) and np.all(np.mod(offence, 1) == 0))
-        batch_cost = config.unit_cost * config.unit_batch[:, None]
-        batch_pop = config.unit_pop * config.unit_batch
-        t = Tables(
-            production=config.production(lv),
-            storage=config.storage(lv),
-            pop_cap=config.pop_cap(lv),
-            build_cost=cost,
-            build_limit=limit.reshape(config.n_resources, -1),
-            levels=levels,
-            batch_cost=batch_cost,
-            batch_pop=batch_pop,
-            offence_weight=offence,
-            integer_weights=integer_weights,
-            mask_plan=_MaskPlan.build(config),
-            exact_pop=integer_weights and bool(np.all(np.mod(batch_pop, 1) == 0)),
-            build_flat_base=np.arange(config.n_buildings) * levels,
-            batch_cost_by_resource=tuple(np.ascontiguousarray(batch_cost[:, r]) for r in range(config.n_resources)),
-        )
-        _TABLES[config] = t
-    return t
 
 
 def by_level(table: np.ndarray, level: np.ndarray, formula) -> np.ndarray:
@@ -191,7 +59,7 @@ def army_pop_by_village(config: GameConfig, state: State) -> np.ndarray:
     fm = state.army_active.reshape(-1).nonzero()[0]  # flat (world, slot), in (world, slot) order (np.flatnonzero)
     M = state.army_active.shape[1]
     pop = weighted_units(tables(config), state.army_troops.reshape(B * M, -1).take(fm, axis=0), config.unit_pop)
-    site = state.army_src.take(fm) if B == 1 else (fm // M) * V + state.army_src.take(fm)  # flat (world, site)
+    site = (fm // M) * V + state.army_src.take(fm)  # flat (world, site)
     return np.bincount(site, weights=pop, minlength=B * V).reshape(B, V)
 
 
@@ -294,31 +162,10 @@ class Sources:
     n_own: np.ndarray  # [B, n]
 
 
-def _dense_sources(t: Tables, state: State, players: np.ndarray):
-    """``pick_village`` of the three source scores at once: (best [B, 3, n], value [B, 3, n],
-    n_own [B, n]) for the strongest offensive army, the most spears and the richest village."""
-    B, V = state.owner.shape
-    owns = state.owner[:, None, :] == players[None, :, None]  # [B, n, V]
-    score = np.empty((B, 3, V))
-    score[:, 0] = weighted_units(t, state.troops, t.offence_weight)
-    score[:, 1] = state.troops[..., SPEAR]
-    res = state.resources
-    if res.shape[-1] == 2:  # sum_last of two columns
-        np.add(res[..., 0], res[..., 1], out=score[:, 2])
-    else:
-        score[:, 2] = sum_last(res)
-    masked = np.where(owns[:, None], score[:, :, None, :], -np.inf)  # [B, 3, n, V]
-    # The first best site (argmax), and its score (the maximum: scores are never NaN).
-    return masked.argmax(-1), masked.max(-1), owns.sum(-1)
-
-
 def sources(config: GameConfig, state: State, players: np.ndarray) -> Sources:
     players = np.atleast_1d(np.asarray(players, dtype=np.int64))
     B, V = state.owner.shape
     t = tables(config)
-    if B * len(players) <= 64:  # few worlds: the dense per-seat argmax costs fewer numpy calls
-        best, value, n_own = _dense_sources(t, state, players)
-        return Sources(best[:, 0], value[:, 0] > 0, best[:, 1], value[:, 1] > 0, best[:, 2], n_own)
     G = config.n_players + 2  # owner slots per world: free sites, seats, barbarians
     group = (np.arange(B)[:, None] * G + (state.owner + 1)).ravel()
     site = np.broadcast_to(np.arange(V), (B, V)).ravel()
@@ -355,83 +202,9 @@ def _code(flags: np.ndarray, shift: int = 0) -> np.ndarray:
     raise ValueError(f"cannot code {n} flags exactly")
 
 
-@dataclass(frozen=True, eq=False)
-class _MaskPlan:
-    """Where each code goes in the packed mask.
-
-    The mask is a bit string of n_actions bits (action i = bit i), kept as 32-bit words.
-    Its fields are: noop + the two trades (3 bits at 0), the four diplomacy verbs (4A bits
-    at 3), and one code of n_verbs bits per village row. A field starting at bit o is
-    added as code * 2**(o % 32) to word o // 32; the part above 32 bits carries into the
-    next word. Codes never overlap and every product stays below 2**53, so one float64
-    matrix product places all fields exactly."""
-
-    n_actions: int
-    n_words: int
-    place: np.ndarray  # float64 [fields, words]
-
-    @staticmethod
-    def build(config: GameConfig) -> "_MaskPlan":
-        L = layout_for(config)
-        fields = [(0, 3), (L.diplomacy, len(DIPLOMACY_VERBS) * L.n_alliances)]
-        fields += [(L.row_base + j * L.n_verbs, L.n_verbs) for j in range(L.n_rows)]
-        n_words = -(-L.n_actions // 32) + 1
-        place = np.zeros((len(fields), n_words))
-        for f, (start, width) in enumerate(fields):
-            if width + start % 32 > 53:
-                raise ValueError(f"mask field of {width} bits at {start} does not fit the float64 placement")
-            place[f, start // 32] = 2.0 ** (start % 32)
-        return _MaskPlan(L.n_actions, n_words, place)
-
-    def assemble(self, codes: np.ndarray) -> np.ndarray:
-        """codes: float [B, n, fields] (exact integers) -> bool [B, n, n_actions]."""
-        lead = codes.shape[:-1]
-        value = (codes.reshape(-1, codes.shape[-1]) @ self.place).astype(np.uint64)
-        words = (value & np.uint64(0xFFFFFFFF)).astype("<u4")
-        words[:, 1:] |= (value[:, :-1] >> np.uint64(32)).astype("<u4")
-        packed = words.view(np.uint8).reshape(lead + (4 * self.n_words,))
-        return np.unpackbits(packed, axis=-1, count=self.n_actions, bitorder="little").view(bool)
-
-
-class _NoOffset:
-    """The flat-index offset of the one world of a batch of one: zero, without the numpy call.
-    ``x + NO_OFFSET`` is ``x`` itself and ``NO_OFFSET * k`` is ``NO_OFFSET``; at batch 1 each of
-    these would otherwise cost an array operation adding zeros. (So such a sum is only read.)"""
-
-    __array_ufunc__ = None  # ndarray + NO_OFFSET: numpy defers to __radd__
-    __slots__ = ()
-
-    def __add__(self, other):
-        return other
-
-    __radd__ = __add__
-
-    def __mul__(self, other):
-        return self
-
-    __rmul__ = __mul__
-
-
-NO_OFFSET = _NoOffset()
-
-
 def world_offsets(B: int, k: int):
-    """[B, 1] world * k: the flat offset of each world's rows of k (NO_OFFSET for one world)."""
-    return NO_OFFSET if B == 1 else (_arange(B) * k)[:, None]
-
-
-_INDEX_CACHE: dict = {}
-
-
-def _arange(n: int) -> np.ndarray:
-    """np.arange(n), shared (read-only)."""
-    a = _INDEX_CACHE.get(n)
-    if a is None:
-        a = np.arange(n)
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[n] = a
-    return a
+    """[B, 1] world * k: the flat offset of each world's rows of k."""
+    return (np.arange(B) * k)[:, None]
 
 
 def _players(players) -> np.ndarray:
@@ -442,7 +215,7 @@ def _players(players) -> np.ndarray:
 
 def _is_all_seats(players: np.ndarray, P: int) -> bool:
     """players == arange(P)."""
-    return len(players) == P and players.tobytes() == _arange(P).tobytes()
+    return len(players) == P and players.tobytes() == np.arange(P).tobytes()
 
 
 def action_mask(config: GameConfig, state: State, players, diplomacy=True, economy=None) -> np.ndarray:
@@ -458,14 +231,8 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     codes = np.zeros((B, n, 2 + N), np.float64)  # head, diplomacy (0: none), one per row
 
     active = state.player_active[:, :P] if all_seats else state.player_active[:, players]  # [B, n]
-    if B * n <= 64:
-        best, value, n_own = _dense_sources(t, state, players)
-        main, support = best[:, 2], best[:, 1]
-        has = value[:, :2] > 0  # [B, 2, n]: offensive troops, spears
-        has_offense, has_spears = has[:, 0], has[:, 1]
-    else:
-        src = sources(config, state, players)
-        main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
+    src = sources(config, state, players)
+    main, support, n_own, has_offense, has_spears = src.main, src.support, src.n_own, src.has_offense, src.has_spears
     free_slot = ~state.army_active.all(-1)[:, None]  # [B, 1]: a free army slot
     my_alliance = state.player_alliance[:, :P] if all_seats else state.player_alliance[:, players]  # [B, n]
 
@@ -536,9 +303,9 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     P1 = state.player_alliance.shape[1]
     alliance = state.player_alliance.reshape(-1).take(np.maximum(owner, 0) + world_offsets(B, P1))  # [B, V]
     # relation (as uint8) + 256 * same alliance, by [b, my alliance, the site's]
-    pair = state.relation.view(np.uint8) + _same_alliance_256(A1)
-    rel_same = pair.reshape(-1).take(_rel_base(B, A1) + alliance[:, None, :])  # [B, A+1, V]
-    lut = _verdict_table(config, P1)
+    pair = state.relation.view(np.uint8) + np.eye(A1, dtype=np.int64) * 256
+    rel_same = pair.reshape(-1).take(((np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1) + alliance[:, None, :])  # [B, A+1, V]
+    lut = t.verdict
     verdict = lut.table.take(lut.site_kind.take(owner + 1)[:, None, :] + rel_same)
 
     act = (active & free_slot).view(np.uint8)
@@ -548,140 +315,13 @@ def action_mask(config: GameConfig, state: State, players, diplomacy=True, econo
     can_found = rich & ((n_own - 1).astype(np.uint64) < config.max_own_villages - 1)  # (0 -> huge)
     seat_bits = (has_offense.view(np.uint8) | (has_spears.view(np.uint8) << 1) | (can_found.view(np.uint8) << 2)) * act
     rv = state.row_village if all_seats else state.row_village[:, players]
-    frv = rv if B == 1 else rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
+    frv = rv + bV[..., None]  # [B, n, N] flat (world, site) of each row
     fixed = verdict.reshape(-1).take((my_alliance * V + bV * A1)[..., None] + rv)
     # No support to the spears' own village.
     fixed &= np.where(rv == support[..., None], (seat_bits & 0xFD)[..., None], seat_bits[..., None])
     mine = (owner.reshape(-1).take(frv) == players[None, :, None]) & active[..., None]
     codes[..., 2:] = np.where(mine, site_verbs.reshape(-1).take(frv), np.float32(0)) + fixed
-    mask = t.mask_plan.assemble(codes)
-    if all_seats and B * n <= 64:
-        _remember_mask(config, state, mask, best, in_table)
-    return mask
+    return t.mask_plan.assemble(codes)
 
 
 _TRADE_BITS = np.array([2.0, 4.0])
-
-
-@dataclass(frozen=True, eq=False)
-class _VerdictTable:
-    site_kind: np.ndarray  # int64 [P + 2] by owner + 1: 0 free, 512 barbarian, 1024 a seat's
-    table: np.ndarray  # uint8 [3 * 512]: verdict bits by site kind + 256 * same alliance + relation (as uint8)
-
-
-_VERDICT: dict = {}
-
-
-def _verdict_table(config: GameConfig, P1: int) -> _VerdictTable:
-    """The row-verb verdict of a site seen from an alliance (bit 0 attackable, bit 1 supportable,
-    bit 2 free), tabulated from the same boolean rules for every int8 relation value."""
-    key = (P1, config.barbarian_player)
-    v = _VERDICT.get(key)
-    if v is None:
-        kind = np.full(P1 + 1, 2, np.int64)  # owner + 1: seats
-        kind[0] = 0  # free
-        if 0 <= config.barbarian_player < P1:
-            kind[config.barbarian_player + 1] = 1
-        table = np.zeros((3, 2, 256), np.uint8)
-        rel = np.arange(256).astype(np.uint8).view(np.int8)
-        for k in range(3):
-            occupied, player_site = k > 0, k == 2
-            for s in (False, True):
-                table[k, int(s)] = ((occupied and not s)
-                               | ((player_site & (s | (rel == ALLY))).astype(np.uint8) << 1)
-                               | ((not occupied) << 2))
-        v = _VerdictTable(kind * 512, table.reshape(-1))
-        _VERDICT[key] = v
-    return v
-
-
-def _same_alliance_256(A1: int) -> np.ndarray:
-    """int64 [A1, A1]: 256 on the diagonal."""
-    key = ("same256", A1)
-    a = _INDEX_CACHE.get(key)
-    if a is None:
-        a = np.eye(A1, dtype=np.int64) * 256
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[key] = a
-    return a
-
-
-def _rel_base(B: int, A1: int) -> np.ndarray:
-    """[B, A1, 1] flat index of relation[b, a, 0]."""
-    key = ("rel", B, A1)
-    a = _INDEX_CACHE.get(key)
-    if a is None:
-        a = ((np.arange(B)[:, None, None] * A1 + np.arange(A1)[None, :, None]) * A1)
-        a.flags.writeable = False
-        if len(_INDEX_CACHE) < 64:
-            _INDEX_CACHE[key] = a
-    return a
-
-
-# --- the last mask, for the rules ---------------------------------------------------------
-# ``step`` judges legality on the tick-start state exactly as ``action_mask`` does (a test
-# holds the two to each other). When the mask of every seat was just computed from a state
-# with the same contents (checked byte for byte on every array that legality reads: the
-# cache is kept for small batches only, where that check is cheap), the rules read legality
-# and the seats' source villages from it instead of computing them again.
-
-_MASK_READS = ("owner", "resources", "buildings", "troops", "player_alliance", "player_active", "relation",
-               "row_village", "army_active", "army_troops", "army_src")
-_LAST_MASK: list = [None]  # (config ref, fingerprint, mask copy, best [B, 3, P] sources, levels in tables)
-
-
-def _fingerprint(state: State) -> tuple:
-    out = []
-    for name in _MASK_READS:
-        a = getattr(state, name)
-        out += (a.shape, a.dtype.char, a.tobytes())
-    return tuple(out)
-
-
-_NOT_MASK_FIELDS = frozenset({"relation_in_rows", "banner_dim", "banner_scale", "map_scale"})
-_SAME_MASK_RULES: "weakref.WeakKeyDictionary[GameConfig, weakref.WeakKeyDictionary]" = weakref.WeakKeyDictionary()
-
-
-def _same_mask_rules(a: GameConfig, b: GameConfig) -> bool:
-    """The two configs give the same masks and the same legality (they differ at most in how
-    observations look: e.g. a scenario's bot view with relations in rows)."""
-    if a is b:
-        return True
-    memo = _SAME_MASK_RULES.setdefault(a, weakref.WeakKeyDictionary())
-    same = memo.get(b)
-    if same is None:
-        from dataclasses import fields
-
-        same = True
-        for f in fields(a):
-            if f.name in _NOT_MASK_FIELDS:
-                continue
-            x, y = getattr(a, f.name), getattr(b, f.name)
-            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-                same = same and np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype \
-                    and bool(np.array_equal(x, y))
-            else:
-                same = same and type(x) is type(y) and x == y
-        memo[b] = same
-    return same
-
-
-def _remember_mask(config: GameConfig, state: State, mask: np.ndarray, best: np.ndarray, in_table: bool) -> None:
-    _LAST_MASK[0] = (weakref.ref(config), _fingerprint(state), mask.copy(), best, in_table)
-
-
-def cached_mask(config: GameConfig, state: State):
-    """(mask [B, P, n_actions] of every seat, best [B, 3, P] sources: attack, support, main,
-    whether the building levels are in the tables) as ``action_mask`` last computed them, if
-    that was on a state with the same contents as ``state`` under the same rules; else None.
-    Diplomacy bits may be off (``diplomacy=False``): the rules judge diplomacy themselves."""
-    last = _LAST_MASK[0]
-    if last is None:
-        return None
-    cfg = last[0]()
-    if cfg is None or not _same_mask_rules(cfg, config) or last[2].shape[0] != state.owner.shape[0]:
-        return None
-    if last[1] != _fingerprint(state):
-        return None
-    return last[2:]

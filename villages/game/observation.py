@@ -1,9 +1,4 @@
-"""Observation encoding: a flat float32 vector made of three named tables.
-
-    [ SELF_FEATURES | n_rows x VILLAGE_FEATURES | n_alliances x DIPLOMACY_FEATURES ]
-
-Column names are defined once here; networks, diagnostics and renderers look columns
-up by name (``ObservationLayout.village_col("rel_war")``), never by magic index.
+"""Observation encoding into the named tables of ``layouts.ObservationLayout``.
 
 Identity and relation are both observable: every row carries its owner alliance's
 banner, and the diplomacy table carries each alliance's banner with its relation to
@@ -13,135 +8,16 @@ you. Whether each village row *also* carries the relation directly is the
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from .actions import NO_OFFSET, _arange, _players, village_economy
-from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, RESOURCES, SPEAR, UNITS, WALL, WAR, GameConfig
+from .actions import _players, village_economy
+from .config import ALLY, ARMY_ATTACK, BUILDINGS, PEACE, WALL, WAR, GameConfig
+from .layouts import ObservationLayout
+from .layouts import observation_layout as layout_for
 from .state import State
-
-SELF_FEATURES = (
-    ("time",)
-    + ("n_villages", "pop_used", "incoming_attacks", "incoming_eta")
-    + tuple(f"res_{r}" for r in RESOURCES)
-    + tuple(f"troops_{u}" for u in UNITS)
-)
-
-
-def village_features(banner_dim: int) -> tuple[str, ...]:
-    return (
-        ("is_own", "is_player", "is_barbarian", "is_free", "same_alliance")
-        + tuple(f"banner_{i}" for i in range(banner_dim))
-        + ("rel_war", "rel_peace", "rel_ally", "distance", "integrity", "defence", "offence", "level", "wall")
-        + ("attacking_me", "my_attack_en_route")
-        + tuple(f"own_res_{r}" for r in RESOURCES)
-        + ("own_pop",)
-        + tuple(f"own_troops_{u}" for u in UNITS)
-        + tuple(f"own_{b}" for b in BUILDINGS)
-    )
-
-
-def diplomacy_features(banner_dim: int) -> tuple[str, ...]:
-    return (tuple(f"banner_{i}" for i in range(banner_dim))
-            + ("is_mine", "rel_war", "rel_peace", "rel_ally", "offer_to_me", "offer_by_me", "villages"))
-
-
-@dataclass(frozen=True)
-class ObservationLayout:
-    n_rows: int
-    n_alliances: int
-    banner_dim: int
-
-    @cached_property
-    def village(self) -> tuple[str, ...]:
-        return village_features(self.banner_dim)
-
-    @cached_property
-    def diplomacy(self) -> tuple[str, ...]:
-        return diplomacy_features(self.banner_dim)
-
-    @property
-    def self_size(self) -> int:
-        return len(SELF_FEATURES)
-
-    @property
-    def rows_start(self) -> int:
-        return self.self_size
-
-    @property
-    def diplomacy_start(self) -> int:
-        return self.rows_start + self.n_rows * len(self.village)
-
-    @property
-    def size(self) -> int:
-        return self.diplomacy_start + self.n_alliances * len(self.diplomacy)
-
-    def village_col(self, name: str) -> int:
-        return self.village.index(name)
-
-    def diplomacy_col(self, name: str) -> int:
-        return self.diplomacy.index(name)
-
-    def split(self, obs):
-        """(self [.., S], rows [.., N, F], diplomacy [.., A, G]) views of a flat observation.
-
-        Works on numpy arrays and torch tensors alike."""
-        lead = obs.shape[:-1]
-        own = obs[..., : self.rows_start]
-        rows = obs[..., self.rows_start : self.diplomacy_start].reshape(*lead, self.n_rows, len(self.village))
-        dip = obs[..., self.diplomacy_start :].reshape(*lead, self.n_alliances, len(self.diplomacy))
-        return own, rows, dip
-
-
-_LAYOUTS: dict = {}
-
-
-def layout_for(config: GameConfig) -> ObservationLayout:
-    key = (config.n_rows, config.n_alliances, config.banner_dim)
-    L = _LAYOUTS.get(key)
-    if L is None:
-        L = _LAYOUTS[key] = ObservationLayout(*key)
-    return L
-
-
-_W32: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _weights32(config: GameConfig):
-    w = _W32.get(config)
-    if w is None:
-        w = _W32[config] = (config.unit_def_inf.astype(np.float32),
-                            (config.unit_attack * config.unit_offensive).astype(np.float32))
-    return w
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Column positions of a layout's tables (looked up once, not per call)."""
-
-    v: dict  # village table: name -> column
-    d: dict  # diplomacy table: name -> column
-
-    @staticmethod
-    def of(L: ObservationLayout) -> "_Columns":
-        c = _COLUMNS.get(L)
-        if c is None:
-            c = _COLUMNS[L] = _Columns({n: i for i, n in enumerate(L.village)},
-                                       {n: i for i, n in enumerate(L.diplomacy)})
-            # The fused writes below rely on these runs of adjacent columns.
-            v, d = c.v, c.d
-            assert [v[k] for k in ("is_own", "is_player", "is_barbarian", "is_free")] == [0, 1, 2, 3]
-            assert v["rel_peace"] == v["rel_war"] + 1 and v["rel_ally"] == v["rel_war"] + 2
-            assert v["offence"] == v["defence"] + 1 and v["my_attack_en_route"] == v["attacking_me"] + 1
-            assert [d[k] - d["is_mine"] for k in ("rel_war", "rel_peace", "rel_ally", "offer_to_me", "offer_by_me")] \
-                == [1, 2, 3, 4, 5]
-        return c
-
-
-_COLUMNS: dict = {}
+from .tables import tables
 
 # Relation lookups: a code per (seat, row) is the relation as uint8 (0..255) or one of
 # these, and _FLAGS turns it into a block of four columns at once: same_alliance (village
@@ -168,42 +44,31 @@ def _put(dst: np.ndarray, src) -> None:
 
 def _banner_scales(A1: int, scale: float) -> np.ndarray:
     """float64 [A1 + 1, 1]: 0.0 for a free site's banner (row 0), ``scale`` for alliances."""
-    key = ("banner", A1, scale)
-    k = _OFFSETS.get(key)
-    if k is None:
-        k = np.full((A1 + 1, 1), float(scale))
-        k[0] = 0.0
-        k.flags.writeable = False
-        _OFFSETS[key] = k
+    k = np.full((A1 + 1, 1), float(scale))
+    k[0] = 0.0
     return k
 
 
 def _site_kind(P1: int, barbarian: int) -> np.ndarray:
     """float32 [P1 + 1, 3] by owner + 1: (is_player, is_barbarian, is_free) of a site."""
-    key = ("kind", P1, barbarian)
-    k = _OFFSETS.get(key)
-    if k is None:
-        k = np.zeros((P1 + 1, 3), np.float32)
-        k[1:, 0] = 1.0
-        k[0, 2] = 1.0
-        if 0 <= barbarian < P1:
-            k[barbarian + 1] = (0.0, 1.0, 0.0)
-        k.flags.writeable = False
-        _OFFSETS[key] = k
+    k = np.zeros((P1 + 1, 3), np.float32)
+    k[1:, 0] = 1.0
+    k[0, 2] = 1.0
+    k[barbarian + 1] = (0.0, 1.0, 0.0)
     return k
 
 
 @dataclass(frozen=True, eq=False)
 class _Offsets:
-    """Flat-index offsets of each world for a batch size (NO_OFFSET for one world: no operation)."""
+    """Flat-index offsets of each world for a batch size."""
 
-    V: object  # [B, 1] world * V
-    VV: object  # [B, 1] world * V * V
-    A: object  # [B, 1] world * A1
-    A_1: object  # [B, 1] world * (A1 + 1)
-    P: object  # [B, 1] world * P1
-    P_1: object  # [B, 1] world * (P1 + 1)
-    PV: object  # [B, 1] world * P1 * V
+    V: np.ndarray  # [B, 1] world * V
+    VV: np.ndarray  # [B, 1] world * V * V
+    A: np.ndarray  # [B, 1] world * A1
+    A_1: np.ndarray  # [B, 1] world * (A1 + 1)
+    P: np.ndarray  # [B, 1] world * P1
+    P_1: np.ndarray  # [B, 1] world * (P1 + 1)
+    PV: np.ndarray  # [B, 1] world * P1 * V
     seat_cols: np.ndarray  # [B, 1, C] bins (world, seat + 1, column) of seat 0, per-seat sums
     army_units: np.ndarray  # [B, 1, U] bins (world, seat + 1, unit) of seat 0, army troops
     ones: np.ndarray  # float64 [B, V, 1]
@@ -211,30 +76,16 @@ class _Offsets:
     minus_one: np.ndarray  # int64 [B, 1]
 
 
-_OFFSETS: dict = {}
-
-
 def _offsets(B: int, V: int, P1: int, A1: int, C: int, U: int) -> _Offsets:
-    key = (B, V, P1, A1, C, U)
-    o = _OFFSETS.get(key)
-    if o is None:
-        b = np.arange(B)[:, None]
-        world = (lambda k: NO_OFFSET) if B == 1 else (lambda k: b * k)  # noqa: E731
-        o = _Offsets(
-            V=world(V), VV=world(V * V), A=world(A1), A_1=world(A1 + 1), P=world(P1), P_1=world(P1 + 1),
-            PV=world(P1 * V),
-            seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
-            army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
-            ones=np.ones((B, V, 1)),
-            thirty=np.full(B * (P1 + 1), 30),
-            minus_one=np.full((B, 1), -1, np.int64),
-        )
-        for a in (o.seat_cols, o.army_units, o.ones, o.thirty, o.minus_one):
-            a.flags.writeable = False
-        if len(_OFFSETS) >= 64:
-            _OFFSETS.clear()
-        _OFFSETS[key] = o
-    return o
+    b = np.arange(B)[:, None]
+    return _Offsets(
+        V=b * V, VV=b * (V * V), A=b * A1, A_1=b * (A1 + 1), P=b * P1, P_1=b * (P1 + 1), PV=b * (P1 * V),
+        seat_cols=((b * (P1 + 1) + 1) * C)[:, :, None] + np.arange(C),
+        army_units=((b * (P1 + 1) + 1) * U)[:, :, None] + np.arange(U),
+        ones=np.ones((B, V, 1)),
+        thirty=np.full(B * (P1 + 1), 30),
+        minus_one=np.full((B, 1), -1, np.int64),
+    )
 
 
 def _log(x) -> np.ndarray:
@@ -252,7 +103,8 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     ``bincount`` (per-bin sums add the same values in the same order as one per column)."""
     players = _players(players)
     L = layout_for(config)
-    cols = _Columns.of(L)
+    t = tables(config)
+    cols = t.columns
     c, dc = cols.v, cols.d
     B, V = state.owner.shape
     n, N, A, D = len(players), config.n_rows, config.n_alliances, config.banner_dim
@@ -262,7 +114,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     C = U + R + 4  # per-seat sums: troops, resources, pop used, pop cap, storage, villages
     off = _offsets(B, V, P1, A1, C, U)
     pop_used, pop_cap, storage = village_economy(config, state) if economy is None else economy
-    all_seats = n == P1 - 1 and players.tobytes() == _arange(n).tobytes()
+    all_seats = n == P1 - 1 and players.tobytes() == np.arange(n).tobytes()
     my_alliance = state.player_alliance[:, :n] if all_seats else state.player_alliance[:, players]  # [B, n]
     owner_v = state.owner
 
@@ -302,7 +154,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     others[..., b0 : b0 + D] = banner.reshape(-1, D).take(alliance1_flat, axis=0)
     others[..., c["integrity"]] = state.integrity / config.integrity_max
     # defence, offence and the own troops columns: one _log of [B, V, 2 + U] float32
-    w_def, w_off = _weights32(config)
+    w_def, w_off = t.defence_weight32, t.offence_weight32
     logs = _log(np.concatenate(((troops_v @ w_def)[..., None], (troops_v @ w_off)[..., None], troops_v), -1))
     d0 = c["defence"]
     _put(others[..., d0 : d0 + 2], logs[..., :2])
@@ -320,7 +172,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     own[..., k0 : k0 + K] = state.buildings / config.building_max_level
 
     rv = state.row_village if all_seats else state.row_village[:, players]  # [B, n, N] site of each row
-    frv = rv + off.V[..., None] if B > 1 else rv  # [B, n, N] flat (world, site) of each row
+    frv = rv + off.V[..., None]  # [B, n, N] flat (world, site) of each row
     owner = owner_v.reshape(-1).take(frv)
     mine = owner == players[None, :, None]
     if out is None:

@@ -18,24 +18,18 @@ Order within a tick:
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import numpy as np
 
 from . import rng as rngmod
 from .actions import (
-    DIPLOMACY_VERBS,
     _can_build_at,
     _can_train_at,
-    _dense_sources,
     army_pop_by_village,
     by_level,
-    cached_mask,
-    layout_for,
     levels_in_table,
     sources,
-    tables,
     weighted_units,
 )
 from .config import (
@@ -60,6 +54,9 @@ from .config import (
 )
 from .events import Events
 from .state import State
+from .layouts import DIPLOMACY_VERBS
+from .layouts import action_layout as layout_for
+from .tables import ARMY, BUILD, DIPLOMACY, TRADE, TRAIN, tables
 
 # Fields that never change during an episode are shared, not copied, between states.
 _STATIC = ("pos", "distance", "home", "row_village", "alliance_order")
@@ -71,14 +68,9 @@ _REPLACED_BY_STEP = ("tick", "key", "invalid_actions")
 _NOT_COPIED_BY_STEP = _REPLACED_BY_STEP + ("player_alliance", "player_active", "banner", "relation", "offer")
 
 
-_COPIED: dict = {}  # skip -> the names to copy
-
-
 def _copy_dynamic(state: State, skip=()) -> State:
     """A new state sharing the static fields (and ``skip``) with ``state``, copies of the rest."""
-    names = _COPIED.get(skip)
-    if names is None:
-        names = _COPIED[skip] = tuple(n for n in _FIELDS if n not in _STATIC and n not in skip)
+    names = [n for n in _FIELDS if n not in _STATIC and n not in skip]
     d = state.__dict__
     new = dict(d)
     if len(new) != len(_FIELDS):  # (attributes other than the fields are not carried over)
@@ -93,7 +85,7 @@ def _copy_dynamic(state: State, skip=()) -> State:
 def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -> np.ndarray:
     """Ticks to cover ``distance`` at the slowest present unit's pace (>= 1)."""
     present = troops > 0
-    table = _pace_table(config)
+    table = tables(config).pace
     if table is not None and present.shape[-1] == len(config.unit_speed):
         pace = table.take(present @ _POW2[: present.shape[-1]])  # by the set of unit types present
     else:
@@ -103,26 +95,6 @@ def travel_ticks(config: GameConfig, distance: np.ndarray, troops: np.ndarray) -
 
 
 _POW2 = 2 ** np.arange(16, dtype=np.int64)
-_MISSING = object()  # (a per-config cache's "not computed yet": None is a cached answer)
-_PACE: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
-
-
-def _pace_table(config: GameConfig) -> np.ndarray | None:
-    """pace[code]: the slowest pace among the unit types in ``code`` (bit u: unit u present),
-    computed as ``travel_ticks`` did (the maximum of their speeds; 1.0 for none)."""
-    table = _PACE.get(config, _MISSING)
-    if table is _MISSING:
-        speed = np.asarray(config.unit_speed)
-        U = len(speed)
-        table = None
-        if speed.ndim == 1 and U <= 12:
-            present = (np.arange(2 ** U)[:, None] >> np.arange(U)) & 1 > 0
-            table = np.where(present, speed, 0.0).max(-1)
-            table = np.where(present.any(-1), table, 1.0)
-        _PACE[config] = table
-    return table
-
-
 def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, Events]:
     """Advance every world one tick. ``actions`` is int[B, P] (one command per seat)."""
     actions = np.asarray(actions, dtype=np.int64)
@@ -130,24 +102,15 @@ def step(config: GameConfig, state: State, actions: np.ndarray) -> tuple[State, 
     P = config.n_players
     if actions.shape != (B, P):
         raise ValueError(f"actions must have shape {(B, P)}, got {actions.shape}")
-    # The mask of this very state, if it was just computed (small batches): legality and sources.
-    known = cached_mask(config, state) if B * P <= 64 else None
     s = _copy_dynamic(state, skip=_NOT_COPIED_BY_STEP)
     ev = Events()
     # Sources (where armies and trades leave from) are fixed before production, as the mask saw them:
     # best [B, 3, P] = the attack, support and main (richest) village of each seat.
-    if known is not None:
-        src = None
-        best = known[1]
-    elif B * P <= 64:
-        src = None
-        best = _dense_sources(tables(config), state, np.arange(P))[0]
-    else:
-        src = sources(config, s, np.arange(P))
-        best = np.stack([src.attack, src.support, src.main], 1)
-    in_table = levels_in_table(tables(config), state.buildings) if known is None else known[2]
+    src = sources(config, s, np.arange(P))
+    best = np.stack([src.attack, src.support, src.main], 1)
+    in_table = levels_in_table(tables(config), state.buildings)
     _produce(config, s, in_table)
-    _commands(config, s, actions, best, src, state, ev, None if known is None else known[0], in_table)
+    _commands(config, s, actions, best, src, state, ev, in_table)
     _arrivals(config, s, ev)
     _upkeep(config, s, ev)
     s.key = _next_key(state.key)
@@ -177,43 +140,6 @@ def _produce(config: GameConfig, s: State, in_table: bool) -> None:
 
 # --- 2. commands -----------------------------------------------------------------
 
-# Command kinds (``_Decode.kind``): what an action does, -1 out of range.
-_NOOP, _TRADE, _DIPLOMACY, _ARMY, _BUILD, _TRAIN = range(6)
-
-
-@dataclass(frozen=True, eq=False)
-class _Decode:
-    """Per-config action decoding tables, indexed by action + 1 (index 0 and the last: out of range)."""
-
-    kind: np.ndarray  # int64 [n_actions + 2]
-    row: np.ndarray  # int64 [n_actions]: visible row of a row verb
-    arg: np.ndarray  # int64 [n_actions]: army kind (attack/support/found), building or unit of a row verb
-
-
-_DECODE: "weakref.WeakKeyDictionary[GameConfig, _Decode]" = weakref.WeakKeyDictionary()
-
-
-def _decode(config: GameConfig) -> _Decode:
-    d = _DECODE.get(config)
-    if d is None:
-        L = layout_for(config)
-        K = config.n_buildings
-        n = L.n_actions
-        a = np.arange(n)
-        kind = np.full(n, _NOOP, np.int64)
-        kind[(a == L.trade) | (a == L.trade + 1)] = _TRADE
-        kind[(a >= L.diplomacy) & (a < L.row_base)] = _DIPLOMACY
-        verb = np.where(a >= L.row_base, (a - L.row_base) % L.n_verbs, -1)
-        kind[(verb >= 0) & (verb < 3)] = _ARMY
-        kind[(verb >= 3) & (verb < 3 + K)] = _BUILD
-        kind[verb >= 3 + K] = _TRAIN
-        row = np.where(a >= L.row_base, (a - L.row_base) // L.n_verbs, 0)
-        arg = np.where(verb >= 3 + K, verb - 3 - K, np.where(verb >= 3, verb - 3, np.maximum(verb, 0)))
-        d = _Decode(np.concatenate([[-1], kind, [-1]]).astype(np.int64), row.astype(np.int64), arg.astype(np.int64))
-        _DECODE[config] = d
-    return d
-
-
 def _keep(ok: np.ndarray, inv: np.ndarray, bb: np.ndarray, pp: np.ndarray) -> bool:
     """Marks the commands that are not ``ok`` invalid; True if every one is ok."""
     if np.count_nonzero(ok) == len(ok):
@@ -224,20 +150,18 @@ def _keep(ok: np.ndarray, inv: np.ndarray, bb: np.ndarray, pp: np.ndarray) -> bo
 
 
 def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarray, src, start: State, ev: Events,
-              legal_mask, in_table: bool) -> None:
+              in_table: bool) -> None:
     """Execute one command per seat. Legality is judged on ``start``, the state at the start
-    of the tick (what ``action_mask`` saw: ``legal_mask`` when it is known), so that the
-    rules execute exactly the masked-legal commands; the effects apply to ``s`` (after
-    production, so resources only grew).
+    of the tick (what ``action_mask`` saw), so that the rules execute exactly the
+    masked-legal commands; the effects apply to ``s`` (after production, so resources only grew).
 
     Work is done on the compact list of seats that issued each kind of command, in (world,
     seat) order, which is also the order of the events. ``best`` [B, 3, P]: each seat's
-    attack, support and main village; ``src`` the full ``Sources`` (None: compute legality
-    from ``best`` and ``start``)."""
+    attack, support and main village; ``src`` the full ``Sources`` of the tick-start state."""
     L = layout_for(config)
     P, A = config.n_players, config.n_alliances
     t = tables(config)
-    dec = _decode(config)
+    dec = t.decode
     active = s.player_active[:, :P]
     kind = dec.kind.take(actions + 1, mode="clip")  # -1: out of range
     inv = (kind < 0) & active  # invalid commands of active seats
@@ -250,31 +174,28 @@ def _commands(config: GameConfig, s: State, actions: np.ndarray, best: np.ndarra
             order = np.argsort(ck, kind="stable")
             cb, cp = cb[order], cp[order]
         ca = actions[cb, cp]
-        legal = None if legal_mask is None else legal_mask[cb, cp, ca]
         lo = [0] * 7
         for k in range(6):
             lo[k + 1] = lo[k] + counts[k]
-        for k in (_TRADE, _DIPLOMACY, _BUILD, _TRAIN, _ARMY):  # the rules' order
+        for k in (TRADE, DIPLOMACY, BUILD, TRAIN, ARMY):  # the rules' order
             if counts[k]:
                 i = slice(lo[k], lo[k + 1])
-                ok = None if legal is None or k == _DIPLOMACY else legal[i]
-                _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], ok, best, src, inv, ev, t, dec, in_table)
+                _COMMAND[k](config, s, start, cb[i], cp[i], ca[i], best, src, inv, ev, t, dec, in_table)
     s.invalid_actions = start.invalid_actions + inv
     if np.count_nonzero(inv):
         bb, pp = np.nonzero(inv)
         ev.add("invalid", world=bb, tick=start.tick[bb], player=pp, action=actions[bb, pp])
 
 
-def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _trade(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     L = layout_for(config)
     B, V, K = s.buildings.shape
     R = s.resources.shape[-1]
     v = best[bb, 2, pp]  # the richest village
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
+    fv = bb * V + v  # flat (world, site)
     g = aa - L.trade  # 0: wood -> iron, 1: iron -> wood
     market = s.buildings.take(fv * K + MARKET)
-    if ok is None:
-        ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
+    ok = (market > 0) & (start.resources[bb, v, g] >= config.trade_amount)
     if not _keep(ok, inv, bb, pp):
         fv, g, market = fv[ok], g[ok], market[ok]
         if not len(fv):
@@ -289,7 +210,7 @@ def _trade(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     resources[fg1] = np.minimum(storage, resources.take(fg1) + config.trade_amount * rate)
 
 
-def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _diplomacy(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     s.relation, s.offer = s.relation.copy(), s.offer.copy()  # (shared with ``start`` until now)
     L = layout_for(config)
     A = config.n_alliances
@@ -325,17 +246,16 @@ def _diplomacy(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_
             _set_relation(s, wb[keep], wx[keep], wy[keep], offered[keep] - 1, wp[keep], ev)
 
 
-def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _build(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     B, V, K = s.buildings.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     k = dec.arg.take(aa)
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
+    fv = bb * V + v  # flat (world, site)
     fk = fv * K + k
     # Buildings have not changed since the tick started (production and trade leave them alone).
     level = s.buildings.take(fk)
-    if ok is None:
-        # (The owner is the seat itself, so it is >= 0.)
-        ok = (s.owner.take(fv) == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
+    # (The owner is the seat itself, so it is >= 0.)
+    ok = (s.owner.take(fv) == pp) & _can_build_at(config, start.resources[bb, v], True, k, level)
     if not _keep(ok, inv, bb, pp):
         bb, pp, v, fv, k, fk, level = bb[ok], pp[ok], v[ok], fv[ok], k[ok], fk[ok], level[ok]
         if not len(bb):
@@ -347,17 +267,16 @@ def _build(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     ev.add("build", world=bb, tick=start.tick[bb], player=pp, village=v, building=k, level=new)
 
 
-def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _train(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     B, V, U = s.troops.shape
     v = s.row_village[bb, pp, dec.row.take(aa)]
     u = dec.arg.take(aa)
-    fv = v if B == 1 else bb * V + v  # flat (world, site)
-    if ok is None:
-        pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
-        farm = start.buildings[bb, v, FARM]
-        pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
-        ok = (s.owner.take(fv) == pp) & _can_train_at(config, start.resources[bb, v], True,
-                                                      start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
+    fv = bb * V + v  # flat (world, site)
+    pop_used = weighted_units(t, start.troops[bb, v], config.unit_pop) + army_pop_by_village(config, start)[bb, v]
+    farm = start.buildings[bb, v, FARM]
+    pop_cap = t.pop_cap.take(farm) if in_table else by_level(t.pop_cap, farm, config.pop_cap)
+    ok = (s.owner.take(fv) == pp) & _can_train_at(config, start.resources[bb, v], True,
+                                                  start.buildings[bb, v, BARRACKS], pop_used, pop_cap, u)
     if not _keep(ok, inv, bb, pp):
         bb, pp, v, fv, u = bb[ok], pp[ok], v[ok], fv[ok], u[ok]
         if not len(bb):
@@ -370,7 +289,7 @@ def _train(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_tabl
     ev.add("train", world=bb, tick=start.tick[bb], player=pp, village=v, unit=u, count=n)
 
 
-def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table) -> None:
+def _army(config, s, start, bb, pp, aa, best, src, inv, ev, t, dec, in_table) -> None:
     """Attack, support, found: the army kind is the verb (ARMY_ATTACK, ARMY_SUPPORT, ARMY_SETTLE)."""
     dst = s.row_village[bb, pp, dec.row.take(aa)]
     kind = dec.arg.take(aa)
@@ -379,56 +298,40 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
     occupied = tp >= 0
     t_alliance = np.where(occupied, s.player_alliance[bb, np.maximum(tp, 0)], -1)
     rel_t = start.relation[bb, my_alliance, np.maximum(t_alliance, 0)]  # as the mask saw it
-    if ok is None:
-        if src is None:
-            src = sources(config, start, np.arange(config.n_players))
-        same = t_alliance == my_alliance
-        ok_attack = (kind == 0) & occupied & ~same & src.has_offense[bb, pp]
-        friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
-        ok_support = (kind == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
-        main = src.main[bb, pp]
-        n_own = src.n_own[bb, pp]
-        ok_found = ((kind == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
-                    & (n_own < config.max_own_villages) & (n_own > 0))
-        ok = ok_attack | ok_support | ok_found
+    same = t_alliance == my_alliance
+    ok_attack = (kind == 0) & occupied & ~same & src.has_offense[bb, pp]
+    friendly = occupied & (tp != config.barbarian_player) & (same | (rel_t == ALLY))
+    ok_support = (kind == 1) & friendly & src.has_spears[bb, pp] & (dst != src.support[bb, pp])
+    main = src.main[bb, pp]
+    n_own = src.n_own[bb, pp]
+    ok_found = ((kind == 2) & (tp == NO_OWNER) & (start.resources[bb, main] >= config.found_cost).all(-1)
+                & (n_own < config.max_own_villages) & (n_own > 0))
+    ok = ok_attack | ok_support | ok_found
     # Army slots: the k-th launch of a world takes its k-th free slot; none left -> invalid.
     launch = ok
     B, M = s.army_active.shape
     free = ~s.army_active
-    if B == 1:  # one world: the launches in order take the free slots in order
-        slots = free.reshape(-1).nonzero()[0]  # (np.flatnonzero without its Python wrapper)
-        n_launch = np.count_nonzero(launch)
-        if n_launch <= len(slots):
-            fits = launch
-        else:
-            fits = launch.copy()
-            fits[np.flatnonzero(launch)[len(slots):]] = False
+    lb = bb[launch]
+    rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
+    fits_l = rank < free.sum(1)[lb]
+    if np.count_nonzero(fits_l) == len(fits_l):
+        fits = launch
     else:
-        lb = bb[launch]
-        rank = np.arange(len(lb)) - np.searchsorted(lb, lb)  # (commands are in world order)
-        fits_l = rank < free.sum(1)[lb]
-        if np.count_nonzero(fits_l) == len(fits_l):
-            fits = launch
-        else:
-            fits = np.zeros(len(bb), bool)
-            fits[np.nonzero(launch)[0][fits_l]] = True
-            rank = rank[fits_l]
+        fits = np.zeros(len(bb), bool)
+        fits[np.nonzero(launch)[0][fits_l]] = True
+        rank = rank[fits_l]
     if not _keep(fits, inv, bb, pp):
         bb, pp, dst, tp, kind = bb[fits], pp[fits], dst[fits], tp[fits], kind[fits]
         t_alliance, rel_t = t_alliance[fits], rel_t[fits]
         if not len(bb):
             return
-    if B == 1:
-        m = slots[: len(bb)]
-        fm = m  # flat (world, slot)
-    else:
-        m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
-        fm = bb * M + m
+    m = (np.cumsum(free[bb], 1) > rank[:, None]).argmax(1)  # the rank-th free slot
+    fm = bb * M + m
     source = best[bb, kind, pp]  # attack source, support source or the richest village
     home_troops = s.troops[bb, source]
     n_kind = np.bincount(kind, minlength=3).tolist()
     # Attacks send the offensive units; support and settlers nothing but ...
-    factor = _send_factor(config)
+    factor = t.send
     if factor is not None:
         sent = home_troops * factor.take(kind, axis=0)
     else:
@@ -457,24 +360,7 @@ def _army(config, s, start, bb, pp, aa, ok, best, src, inv, ev, t, dec, in_table
     )
 
 
-_SEND: "weakref.WeakKeyDictionary[GameConfig, np.ndarray | None]" = weakref.WeakKeyDictionary()
-
-
-def _send_factor(config: GameConfig) -> np.ndarray | None:
-    """int64 [3, U] by army kind: 1 for the units that leave (attack: the offensive ones), else 0;
-    None unless ``unit_offensive`` is boolean."""
-    f = _SEND.get(config, _MISSING)
-    if f is _MISSING:
-        off = config.unit_offensive
-        f = None
-        if isinstance(off, np.ndarray) and off.dtype == bool:
-            f = np.zeros((3, len(off)), np.int64)
-            f[ARMY_ATTACK] = off
-        _SEND[config] = f
-    return f
-
-
-_COMMAND = {_TRADE: _trade, _DIPLOMACY: _diplomacy, _BUILD: _build, _TRAIN: _train, _ARMY: _army}
+_COMMAND = {TRADE: _trade, DIPLOMACY: _diplomacy, BUILD: _build, TRAIN: _train, ARMY: _army}
 
 
 def _first_per_pair(bb, x, y, A) -> np.ndarray:
@@ -526,15 +412,14 @@ def _arrivals(config: GameConfig, s: State, ev: Events) -> None:
         return
     # One arrival per village per tick: the lowest slot goes first.
     M = s.army_active.shape[1]
-    one = B == 1  # flat indices (world, x) are x
     if len(ab) > 1:
         first = _first_per_key(ab * V + s.army_dst[ab, am])
         b, m = ab[first], am[first]
     else:
         b, m = ab, am
-    fm = m if one else b * M + m
+    fm = b * M + m
     v = s.army_dst.take(fm)
-    fv = v if one else b * V + v
+    fv = b * V + v
     p = s.army_owner.take(fm)
     kind = s.army_kind.take(fm)
     owner = s.owner.take(fv)
@@ -622,7 +507,7 @@ def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> No
     """Turn armies around towards their source; empty armies simply disband.
     (``troops`` and ``here``: the armies' troops and position, when known.)"""
     B, M = s.army_active.shape
-    fm = m if B == 1 else b * M + m  # flat (world, slot); the step's arrays are its own C-contiguous copies
+    fm = b * M + m  # flat (world, slot); the step's arrays are its own C-contiguous copies
     if troops is None:
         troops = s.army_troops.reshape(B * M, -1).take(fm, axis=0)
     has = troops.sum(-1) > 0
@@ -636,18 +521,6 @@ def _send_home(config: GameConfig, s: State, b, m, troops=None, here=None) -> No
         s.army_active.put(fm[~has], False)
 
 
-_DEFENDER_COLUMNS: dict = {}
-
-
-def _defender_columns(U: int) -> np.ndarray:
-    """bool [2U]: which columns of [attackers | defenders] are the defenders'."""
-    d = _DEFENDER_COLUMNS.get(U)
-    if d is None:
-        d = _DEFENDER_COLUMNS[U] = np.arange(2 * U) >= U
-        d.flags.writeable = False
-    return d
-
-
 def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events) -> None:
     if not len(b):
         return
@@ -655,15 +528,15 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     # C-contiguous copies, so the reshaped views write into them.
     B, V = s.owner.shape
     M = s.army_active.shape[1]
-    fv = v if B == 1 else b * V + v
-    fm = m if B == 1 else b * M + m
+    fv = b * V + v
+    fm = b * M + m
     troops_v = s.troops.reshape(B * V, -1)
     resources_v = s.resources.reshape(B * V, -1)
     army_troops = s.army_troops.reshape(B * M, -1)
     att = army_troops.take(fm, axis=0)  # [n, U]
     dfd = troops_v.take(fv, axis=0)
     luck = _luck(config, s.key[b], v)
-    w = _battle_weights(config)
+    w = tables(config).battle
     if w is not None and w.attack_by_type is not None and att.dtype.kind in "iu":
         # Integer troops times integer attack values: exact sums in any order, so a product
         # (the third column, inf + cav, gives a_inf + a_cav exactly).
@@ -693,7 +566,7 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     lost = np.minimum(both, np.floor(both * ratio + 0.5).astype(np.int64))
     # The winner loses ``lost``, the loser everything: ``lost`` where (attackers, won) or
     # (defenders, not won), i.e. where won differs from "defender column".
-    lost = np.where(won[:, None] != _defender_columns(U), lost, both)
+    lost = np.where(won[:, None] != (np.arange(2 * U) >= U), lost, both)  # (columns U..2U-1: the defenders)
     att_lost, def_lost = lost[:, :U], lost[:, U:]
     left = both - lost
     survivors = left[:, :U]
@@ -735,87 +608,16 @@ def _battles(config: GameConfig, s: State, b, m, v, p, defender, rel, ev: Events
     _send_home(config, s, b, m, troops=survivors, here=v)
 
 
-@dataclass(frozen=True, eq=False)
-class _Weights:
-    attack_inf: np.ndarray  # unit_attack * ~unit_is_cavalry (the same products: the factor is 0 or 1)
-    attack_cav: np.ndarray  # unit_attack * unit_is_cavalry
-    attack_by_type: np.ndarray | None  # [U, 3] the two and their sum, when unit_attack holds integers (else None)
-    loot: np.ndarray  # unit_loot as float64
-    loot_exact: bool  # unit_loot holds integers
-
-
-_WEIGHTS: "weakref.WeakKeyDictionary[GameConfig, _Weights | None]" = weakref.WeakKeyDictionary()
-
-
-def _battle_weights(config: GameConfig) -> _Weights | None:
-    """None unless ``unit_is_cavalry`` is boolean (then (troops * attack) * flag == troops * (attack * flag))."""
-    w = _WEIGHTS.get(config, _MISSING)
-    if w is _MISSING:
-        cav = config.unit_is_cavalry
-        ok = isinstance(cav, np.ndarray) and cav.dtype == bool
-        w = None
-        if ok:
-            inf, cav_ = config.unit_attack * ~cav, config.unit_attack * cav
-            ua = np.asarray(config.unit_attack, np.float64)
-            loot = np.asarray(config.unit_loot)
-            exact = lambda x: bool(np.all(np.isfinite(x)) and np.all(np.mod(x, 1) == 0) and np.all(np.abs(x) < 2**20))  # noqa: E731
-            w = _Weights(inf, cav_, np.stack([inf, cav_, inf + cav_], 1).astype(np.float64) if exact(ua) else None,
-                         loot.astype(np.float64), loot.dtype.kind in "iuf" and exact(loot))
-        _WEIGHTS[config] = w
-    return w
-
-
 def _luck(config: GameConfig, key: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Attack strength multiplier in [1 - luck, 1 + luck]: 1 + luck * (2 * rng.uniform(key, 7, v) - 1)."""
-    if len(key) > 8:
-        return 1.0 + config.luck * (2 * rngmod.uniform(key, 7, v) - 1)
-    # A few battles: the same 64-bit hash and float operations on Python numbers.
-    luck = config.luck
-    return np.array([1.0 + luck * (2 * _uniform_int(k, 7, c) - 1) for k, c in zip(key.tolist(), v.tolist())])
-
-
-_MASK64 = (1 << 64) - 1
-_M1, _M2, _GOLDEN = int(rngmod._M1), int(rngmod._M2), int(rngmod._GOLDEN)
-
-
-def _mix_int(x: int) -> int:
-    """``rng.mix`` of one uint64 as a Python int."""
-    x = (x + _GOLDEN) & _MASK64
-    x = ((x ^ (x >> 30)) * _M1) & _MASK64
-    x = ((x ^ (x >> 27)) * _M2) & _MASK64
-    return x ^ (x >> 31)
-
-
-def _uniform_int(key: int, *counters: int) -> float:
-    """``rng.uniform`` of one key and integer counters, on Python ints (bit for bit)."""
-    h = key
-    for c in counters:
-        h = _mix_int(h ^ ((c & _MASK64) * _M2 & _MASK64))
-    return (h >> 11) * (1.0 / 9007199254740992.0)
+    """Attack strength multiplier in [1 - luck, 1 + luck], drawn per (world, village)."""
+    return 1.0 + config.luck * (2 * rngmod.uniform(key, 7, v) - 1)
 
 
 def _next_key(key: np.ndarray) -> np.ndarray:
-    """``rng.mix(key)``: on Python ints for a few worlds."""
-    if len(key) > 8:
-        return rngmod.mix(key)
-    return np.array([_mix_int(k) for k in key.tolist()], dtype=np.uint64)
+    return rngmod.mix(key)
 
 
 # --- 4. upkeep -------------------------------------------------------------------
-
-
-_SITE_BINS: dict = {}
-
-
-def _site_bins(B: int, P2: int) -> np.ndarray:
-    """[B, 1] world * P2 + 1: the bin of (world, owner + 1)."""
-    a = _SITE_BINS.get((B, P2))
-    if a is None:
-        a = (np.arange(B) * P2 + 1)[:, None]
-        a.flags.writeable = False
-        if len(_SITE_BINS) < 64:
-            _SITE_BINS[(B, P2)] = a
-    return a
 
 
 def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
@@ -823,7 +625,7 @@ def _upkeep(config: GameConfig, s: State, ev: Events) -> None:
     s.integrity = np.where(owned, np.minimum(config.integrity_max, s.integrity + config.integrity_regen), 0.0)
     B = s.batch_size
     P2 = config.n_players + 2  # per world: free sites, seats, barbarians
-    n_sites = np.bincount((s.owner + _site_bins(B, P2)).ravel(), minlength=B * P2).reshape(B, P2)
+    n_sites = np.bincount((s.owner + (np.arange(B) * P2 + 1)[:, None]).ravel(), minlength=B * P2).reshape(B, P2)
     gone = s.player_active & (n_sites[:, 1:] == 0)
     gone[:, config.barbarian_player] = False
     if np.count_nonzero(gone):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from villages.game import ObservationLayout, rng
-from villages.game.actions import ActionLayout
+from villages.game.layouts import ActionLayout
 from villages.policies.base import choice_from_logits
 
 from .checkpoint import (  # noqa: F401  (re-exported: the trainers and tests import them from here)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from villages.game.actions import DIPLOMACY_VERBS, ActionLayout
+from villages.game.layouts import DIPLOMACY_VERBS, ActionLayout
 from villages.game.config import ALLY, PEACE, WAR
 
 from .replay import Replay

@@ -53,7 +53,7 @@ import numpy as np
 
 from villages.atomic import atomic_write
 from villages.game import BUILDINGS, RELATION_NAMES, RESOURCES, UNITS, GameConfig
-from villages.game.actions import ActionLayout
+from villages.game.layouts import ActionLayout
 from villages.game.config import ARMY_RETURN
 from villages.validation import MAX_REPLAY_BYTES, InputError
 

@@ -200,7 +200,7 @@ def _build_classes():
     from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
     from villages.game import ObservationLayout
-    from villages.game.actions import ActionLayout
+    from villages.game.layouts import ActionLayout
     from villages.policies.neural import build_net, masked_logits
 
     class VillagesTorchRLModule(TorchRLModule, ValueFunctionAPI):
