@@ -65,6 +65,9 @@ def train(
     num_env_runners: int = typer.Option(0, help="rllib only: remote env runners (0 = sample in the driver; "
                                             "fastest on a 2-core machine)"),
     address: Optional[str] = typer.Option(None, help="rllib only: an existing Ray cluster"),
+    banner_scale: Optional[float] = typer.Option(None, help="salience of identity features (default: the scenario's)"),
+    relation_in_rows: Optional[bool] = typer.Option(None, "--relation-in-rows/--no-relation-in-rows",
+                                                    help="relation in village rows (default: the scenario's)"),
 ):
     """Train the assistant with PPO."""
     if backend not in ("native", "rllib"):
@@ -75,11 +78,13 @@ def train(
         from villages.train.rllib import cli_train
 
         cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out,
-                  num_env_runners=num_env_runners, address=address)
+                  num_env_runners=num_env_runners, address=address, banner_scale=banner_scale,
+                  relation_in_rows=relation_in_rows)
         return
     from villages.train.ppo import cli_train
 
-    cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out, resume=resume)
+    cli_train(scenario=scenario, objective=objective, seed=seed, steps=steps, out=out, resume=resume,
+              banner_scale=banner_scale, relation_in_rows=relation_in_rows)
 
 
 @app.command()

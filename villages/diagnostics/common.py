@@ -8,7 +8,6 @@ and networks alike.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,29 +16,13 @@ from villages.game import GameConfig, ObservationLayout, rng
 from villages.game.actions import ActionLayout
 from villages.game.observation import layout_for as observation_layout
 from villages.game.actions import layout_for as action_layout
-from villages.scenarios import Identity, ScenarioSpec, game_config
+from villages.scenarios import Identity, ScenarioSpec, config_for  # noqa: F401  (re-exported)
 
 # A fresh identity that no built-in scenario uses (not even diversity pools): the
 # "never-seen banner" of the novel-identity probe.
 NOVEL_IDENTITY = Identity("Nimbus", "NIM", (200, 200, 200))
 
 BANNER_TOL = 1e-3
-
-
-def config_for(meta: dict | None, spec: ScenarioSpec) -> GameConfig:
-    """The game config under which a checkpoint must be evaluated in ``spec``.
-
-    The observation settings a network was trained with (``meta["relation_in_rows"]``,
-    ``meta["banner_scale"]``) are applied to the scenario, so that probe observations
-    look exactly like training observations. ``meta`` empty or None (scripted bots):
-    the scenario's own config."""
-    meta = meta or {}
-    if meta.get("relation_in_rows") is not None:
-        spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=bool(meta["relation_in_rows"])))
-    kw = {}
-    if meta.get("banner_scale") is not None:
-        kw["banner_scale"] = float(meta["banner_scale"])
-    return game_config(spec, **kw)
 
 
 # ---------------------------------------------------------------------------------

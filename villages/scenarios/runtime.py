@@ -51,9 +51,29 @@ def _as_slice(idx: np.ndarray):
 def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
     m = spec.map
     kw = dict(n_players=len(spec.players), n_alliances=len(spec.alliances), n_villages=m.n_villages,
-              n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length)
+              n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length,
+              banner_scale=m.banner_scale)
     kw.update(overrides)
     return GameConfig(**kw)
+
+
+OBSERVATION_SETTINGS = ("relation_in_rows", "banner_scale")
+"""What a network's observations depend on beyond the sizes: recorded in every checkpoint's meta."""
+
+
+def with_observation_settings(spec: ScenarioSpec, meta: dict | None) -> ScenarioSpec:
+    """``spec`` with a checkpoint's observation settings (``meta["relation_in_rows"]``,
+    ``meta["banner_scale"]``) in its map: a network is evaluated as it was trained.
+    ``meta`` empty or None (scripted bots): the spec as it is."""
+    over = {k: type(getattr(spec.map, k))(meta[k]) for k in OBSERVATION_SETTINGS if (meta or {}).get(k) is not None}
+    if not over or all(getattr(spec.map, k) == v for k, v in over.items()):
+        return spec
+    return dataclasses.replace(spec, map=dataclasses.replace(spec.map, **over))
+
+
+def config_for(meta: dict | None, spec: ScenarioSpec) -> GameConfig:
+    """The game config under which a checkpoint (its ``meta``) is evaluated in ``spec``."""
+    return game_config(with_observation_settings(spec, meta))
 
 
 class ScenarioGame:

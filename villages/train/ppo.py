@@ -37,7 +37,7 @@ from villages.policies.neural import (
     read_checkpoint,
     save_checkpoint,
 )
-from villages.scenarios import ScenarioGame, game_config, load
+from villages.scenarios import ScenarioGame, game_config, load, with_observation_settings
 
 from .args import PPOArgs, ScenarioArgs
 
@@ -79,13 +79,9 @@ def make_spec(args: ScenarioArgs):
         spec = dataclasses.replace(spec, objective=args.objective)
     if args.diversity is not None:
         spec = dataclasses.replace(spec, diversity=dataclasses.replace(spec.diversity, fraction=args.diversity))
-    if args.relation_in_rows is not None:
-        spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=args.relation_in_rows))
-    return spec
-
-
-def config_overrides(args: ScenarioArgs) -> dict:
-    return {} if args.banner_scale is None else {"banner_scale": args.banner_scale}
+    # the observation settings given on the command line override the scenario's ([map] in its TOML)
+    return with_observation_settings(spec, {"relation_in_rows": args.relation_in_rows,
+                                            "banner_scale": args.banner_scale})
 
 
 def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
@@ -320,7 +316,7 @@ class _Shard:
     def __init__(self, args: Args, lo: int, hi: int):
         spec = make_spec(args)
         self.args, self.lo, self.hi = args, lo, hi
-        self.game = ScenarioGame(spec, hi - lo, config=game_config(spec, **config_overrides(args)))
+        self.game = ScenarioGame(spec, hi - lo, config=game_config(spec))
         self.F = len(self.game.focal)
 
     def attach(self, buf: dict, net: nn.Module) -> None:
@@ -553,8 +549,9 @@ def plot_curve(metrics_path, png_path, title=""):
     plt.close(fig)
 
 
-def cli_train(scenario, objective, seed, steps, out, resume=False):
-    args = Args(scenario=scenario, objective=objective, seed=seed)
+def cli_train(scenario, objective, seed, steps, out, resume=False, banner_scale=None, relation_in_rows=None):
+    args = Args(scenario=scenario, objective=objective, seed=seed, banner_scale=banner_scale,
+                relation_in_rows=relation_in_rows)
     if steps is not None:
         args.total_steps = steps
     if resume and (Path(out) / "args.json").exists():

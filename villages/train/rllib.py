@@ -165,10 +165,10 @@ def _logs_into(path: Path):
 
 def _spec_and_config(args):
     from villages.scenarios import game_config
-    from villages.train.ppo import config_overrides, make_spec
+    from villages.train.ppo import make_spec
 
     spec = make_spec(args)
-    return spec, game_config(spec, **config_overrides(args))
+    return spec, game_config(spec)
 
 
 def model_config(args, config) -> dict:
@@ -460,10 +460,11 @@ def _train_loop(algo, args, out, spec, log) -> Path:
     return export_checkpoint(algo, args, out / "final.pt", steps)
 
 
-def cli_train(scenario, objective, seed, steps, out, num_env_runners=2, address=None):
+def cli_train(scenario, objective, seed, steps, out, num_env_runners=2, address=None, banner_scale=None,
+              relation_in_rows=None):
     """``villages train --backend rllib``."""
     args = RLlibArgs(scenario=scenario, objective=objective, seed=seed, num_env_runners=int(num_env_runners),
-                     address=address)
+                     address=address, banner_scale=banner_scale, relation_in_rows=relation_in_rows)
     if steps is not None:
         args.total_steps = int(steps)
         args.train_batch_size = int(min(args.train_batch_size, max(64, steps)))
