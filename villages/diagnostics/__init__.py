@@ -13,9 +13,9 @@ identity or relation edited, and edited observations of its logged states. Deplo
 scenarios are read (who is at war, wearing what), never run. See ``docs/diagnostics.md``.
 """
 
-from .api import Diagnosis, cli_diagnose, diagnose
+from .api import Diagnosis, cli_diagnose, diagnose, predict
 from .common import Roles, config_for, find_roles
 from .verdict import INCONCLUSIVE, PSEUDO, ROBUST, RULE_TEXT
 
 __all__ = ["Diagnosis", "INCONCLUSIVE", "PSEUDO", "ROBUST", "RULE_TEXT", "Roles", "cli_diagnose", "config_for",
-           "diagnose", "find_roles"]
+           "diagnose", "find_roles", "predict"]

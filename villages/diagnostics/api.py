@@ -95,7 +95,7 @@ def _torch_single_thread():
 
 
 def diagnose(policy_or_path, scenario="training", n_episodes: int = 64, seed: int = 0, *, predict=(),
-             batch_size: int = 256, relations=RELATIONS, max_states: int = 2000, n_samples: int = 16,
+             batch_size: int = 512, relations=RELATIONS, max_states: int = 2000, n_samples: int = 16,
              episode_length: int | None = None, fit: bool = True, fit_boot: int = 200,
              fit_trained_on: bool = True) -> Diagnosis:
     """Diagnose the learned goal of ``policy_or_path`` (a checkpoint path, a built-in bot
@@ -160,6 +160,24 @@ def _diagnose(policy_or_path, scenario, n_episodes, seed, predict, batch_size, r
         settings=settings, baseline={"attacks": bootstrap_ci(a)[:3], "enemy_attacks": bootstrap_ci(e)[:3]},
         fits=fits, map=omap, reading=reading(omap), verdict=verdict, reason=reason, predictions=predictions,
         evidence=evidence, elapsed_s=time.perf_counter() - t0)
+
+
+def predict(policy_or_path, scenarios, training="training", n_episodes: int = 32, seed: int = 0, *,
+            batch_size: int = 512, episode_length: int | None = None) -> list[Prediction]:
+    """Only the predictions of ``diagnose(..., predict=scenarios)``: the war cells of the
+    identities the deployments put at war, without the rest of the map (faster). The
+    deployment scenarios are read, never run."""
+    with _torch_single_thread():
+        spec = _shorten(load(training), episode_length)
+        deployments = [_shorten(load(x), episode_length) for x in scenarios]
+        policy, meta, _ = _load(policy_or_path, spec)
+        config = config_for(meta, spec)
+        roles = find_roles(spec)
+        base_res, _ = play(dataclasses.replace(spec, diversity=Diversity()), policy, config, n_episodes, seed,
+                           batch_size, record=False)
+        cache: dict = {}
+        return [p for d in deployments for p in predict_scenario(d, policy, spec, config, roles, base_res,
+                                                                 n_episodes, seed, batch_size, cache=cache)]
 
 
 def _f(t) -> str:

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from villages.game.config import ALLY, PEACE, WAR
-from villages.scenarios.metrics import bootstrap_ci, paired_ratio_ci
-from villages.scenarios.runner import run_episodes
+from villages.scenarios.metrics import EpisodeAccumulator, EpisodeResults, bootstrap_ci, paired_ratio_ci
+from villages.scenarios.runner import episode_seeds, policy_name
+from villages.scenarios.runtime import ScenarioGame
 from villages.scenarios.spec import Diversity, Identity, ScenarioSpec, banner_like, cosine
 
 from .collect import DecisionLog
@@ -102,19 +103,72 @@ def map_identities(spec: ScenarioSpec, roles: Roles, dim: int, extra: tuple[Iden
     return out
 
 
-def cell_spec(spec: ScenarioSpec, roles: Roles, identity: Identity, relation: str) -> ScenarioSpec:
-    """The training scenario with ``identity`` worn by the role at ``relation`` (see the module doc)."""
+def relation_spec(spec: ScenarioSpec, roles: Roles, relation: str, identities) -> ScenarioSpec:
+    """The training scenario (identity diversity off) with every map identity available and the
+    role of ``relation`` (see the module doc) at that relation to the focal alliance."""
     role = roles.enemy if relation == "war" else roles.neutral
-    base = dataclasses.replace(spec, diversity=Diversity())
-    if identity.name not in [i.name for i in spec.identities]:
-        base = dataclasses.replace(base, extra_identities=spec.extra_identities + (identity,))
-    if relation == "ally":
-        pair = frozenset((roles.focal, role))
-        rels = tuple(r for r in base.relations if frozenset(r[:2]) != pair) + ((roles.focal, role, "ally"),)
-        base = dataclasses.replace(base, relations=rels)
-    if base.alliances[base.alliance_index(role)].identity.name != identity.name:
-        base = dataclasses.replace(base, diversity=Diversity(1.0, role, (identity.name,)))
-    return dataclasses.replace(base, name=f"{spec.name}+{identity.name}@{relation}")
+    known = [i.name for i in spec.identities]
+    extra = spec.extra_identities + tuple(i for i in identities if i.name not in known)
+    pair = frozenset((roles.focal, role))
+    rels = tuple(r for r in spec.relations if frozenset(r[:2]) != pair) + ((roles.focal, role, relation),)
+    return dataclasses.replace(spec, name=f"{spec.name}+map@{relation}", diversity=Diversity(),
+                               extra_identities=extra, relations=rels)
+
+
+def wearing_identities(spec: ScenarioSpec, role: str, names) -> np.ndarray:
+    """int[len(names), A]: the identity each alliance wears when ``role`` wears each name
+    (whoever wore it takes the role's own: the swap of the diversity mechanism)."""
+    A = len(spec.alliances)
+    r = spec.alliance_index(role)
+    out = np.tile(np.arange(A), (len(names), 1))
+    for k, n in enumerate(names):
+        i = spec.identity_index(n)
+        holder = np.nonzero(out[k] == i)[0]
+        if len(holder):
+            out[k, holder[0]] = r
+        out[k, r] = i
+    return out
+
+
+def _play_worn(spec, policy, config, seeds, identity) -> EpisodeResults:
+    """Episodes of ``spec`` with world seeds ``seeds`` and the given identities worn (int[B, A])."""
+    game = ScenarioGame(spec, len(seeds), config=config)
+    obs, mask = game.reset(seeds, identity=identity)
+    acc = EpisodeAccumulator(spec.name, policy_name(policy), 0, seeds)
+    acc.start(game)
+    done = False
+    while not done:
+        s = game.state
+        obs, mask, _, done, info = game.step(np.asarray(policy.act(obs, mask, s.key, s.tick), np.int64))
+        acc.update(game, info["events"])
+    return acc.finish(game)
+
+
+def episode_cells(spec: ScenarioSpec, roles: Roles, policy, config, identities, relation: str,
+                  base_enemy: np.ndarray, n_episodes: int, seed: int, batch_size: int = 512) -> dict:
+    """{identity name: (relative propensity, attacks per episode)} for one relation: every
+    identity on the relation's role, each on the same world seeds as the unchanged episodes,
+    all of them batched together (``batch_size`` worlds at a time)."""
+    rspec = relation_spec(spec, roles, relation, identities)
+    role = roles.enemy if relation == "war" else roles.neutral
+    names = [i.name for i in identities]
+    worn = wearing_identities(rspec, role, names)  # [K, A]
+    seeds = episode_seeds(seed, n_episodes)
+    K, E = len(names), len(seeds)
+    all_seeds, all_worn = np.tile(seeds, K), np.repeat(worn, E, axis=0)
+    who = np.repeat(np.array([rspec.identity_index(n) for n in names]), E)
+    attacks = np.zeros(K * E)
+    step = max(1, batch_size // E) * E  # whole cells per batch
+    for lo in range(0, K * E, step):
+        res = _play_worn(rspec, policy, config, all_seeds[lo : lo + step], all_worn[lo : lo + step])
+        col = res.relations.index(relation)
+        w = np.arange(res.n_episodes)
+        attacks[lo : lo + step] = res.attacks_by[w, who[lo : lo + step], col]
+    out = {}
+    for k, n in enumerate(names):
+        a = attacks[k * E : (k + 1) * E]
+        out[n] = (paired_ratio_ci(a, base_enemy)[:3], bootstrap_ci(a)[:3])
+    return out
 
 
 @dataclass
@@ -156,19 +210,6 @@ class ObjectiveMap:
                            "attacks_per_episode": None if c.rate is None else list(c.rate),
                            "states": None if c.states is None else list(c.states), "n_states": c.n_states}
                           for c in self.cells.values()]}
-
-
-def _attacks_on(res, name: str, relation: str) -> np.ndarray:
-    return res.attacks_on(name, relation) if name in res.identities else np.zeros(res.n_episodes)
-
-
-def episode_cell(spec, roles, policy, config, ident: Identity, relation: str, base_enemy: np.ndarray,
-                 n_episodes: int, seed: int, batch_size: int) -> tuple[tuple, tuple]:
-    """(relative propensity, attacks per episode) of one cell, from training-scenario episodes."""
-    res = run_episodes(cell_spec(spec, roles, ident, relation), policy, n_episodes, seed=seed,
-                       batch_size=batch_size, config=config)
-    a = _attacks_on(res, ident.name, relation)
-    return paired_ratio_ci(a, base_enemy)[:3], bootstrap_ci(a)[:3]
 
 
 # ---------------------------------------------------------------------------------
@@ -252,7 +293,7 @@ def state_cells(policy, tools: ObsTools, roles: Roles, log: DecisionLog, identit
 
 
 def build_map(policy, spec: ScenarioSpec, config, roles: Roles, base_res, base_log: DecisionLog | None,
-              n_episodes: int, seed: int, batch_size: int = 256, relations=RELATIONS, max_states: int = 2000,
+              n_episodes: int, seed: int, batch_size: int = 512, relations=RELATIONS, max_states: int = 2000,
               n_samples: int = 16, extra: tuple[Identity, ...] = ()) -> ObjectiveMap:
     """The objective map of ``policy`` in the training scenario ``spec``. ``base_res`` /
     ``base_log``: the unchanged episodes (same seeds) and their logged decisions (None: no
@@ -264,12 +305,13 @@ def build_map(policy, spec: ScenarioSpec, config, roles: Roles, base_res, base_l
         if base_log is not None else {}
     cells = {}
     for relation in relations:
+        todo = [m.identity for m in identities if not (relation == "war" and m.kind == "training enemy")]
+        measured = episode_cells(spec, roles, policy, config, todo, relation, base_enemy, n_episodes, seed, batch_size)
         for m in identities:
-            if relation == "war" and m.kind == "training enemy":  # the unchanged episodes themselves
+            if m.name in measured:
+                ep, rate = measured[m.name]
+            else:  # the training enemy at war: the unchanged episodes themselves
                 ep, rate = paired_ratio_ci(base_enemy, base_enemy)[:3], bootstrap_ci(base_enemy)[:3]
-            else:
-                ep, rate = episode_cell(spec, roles, policy, config, m.identity, relation, base_enemy, n_episodes,
-                                        seed, batch_size)
             st, n_st = states.get((m.name, relation), (None, 0))
             cells[(m.name, relation)] = Cell(m.name, relation, ep, rate, st, n_st)
     return ObjectiveMap(spec.name, n_episodes, seed, bootstrap_ci(base_enemy)[:3], identities, cells)

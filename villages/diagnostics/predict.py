@@ -24,7 +24,7 @@ import numpy as np
 from villages.scenarios.spec import Identity, ScenarioSpec, cosine
 
 from .common import Roles
-from .objective_map import ObjectiveMap, episode_cell
+from .objective_map import ObjectiveMap, episode_cells
 from .verdict import THRESHOLD
 
 
@@ -88,7 +88,7 @@ def _as_probe_identity(ident: Identity, training: ScenarioSpec, dim: int) -> Ide
 
 
 def predict_scenario(deploy: ScenarioSpec, policy, training: ScenarioSpec, config, roles: Roles, base_res,
-                     n_episodes: int, seed: int, batch_size: int = 256, omap: ObjectiveMap | None = None,
+                     n_episodes: int, seed: int, batch_size: int = 512, omap: ObjectiveMap | None = None,
                      cache: dict | None = None) -> list[Prediction]:
     """Predicted retention for every alliance at war in ``deploy`` (a spec that is only read).
     ``omap``: a map of the same episodes whose war cells are reused; ``cache``: shared between
@@ -102,19 +102,29 @@ def predict_scenario(deploy: ScenarioSpec, policy, training: ScenarioSpec, confi
             c = omap.cell(m.name, "war")
             if c is not None and c.episodes is not None:
                 cache.setdefault(m.identity.banner_vector(dim).round(9).tobytes(), c.episodes)
+    found = wars(deploy)
+    probes = {}
+    for _, worn in found:
+        for ident, _ in worn:
+            probe = _as_probe_identity(ident, training, dim)
+            probes[probe.banner_vector(dim).round(9).tobytes()] = probe
+    todo = {}
+    for key, probe in probes.items():  # one batched run for the banners not measured yet (distinct names)
+        if key not in cache:
+            todo[key] = probe if probe.name not in {t.name for t in todo.values()} else \
+                Identity(f"{probe.name} ({len(todo)})", banner=tuple(float(x) for x in probe.banner_vector(dim)))
+    if todo:
+        cells = episode_cells(training, roles, policy, config, list(todo.values()), "war", base_enemy, n_episodes,
+                              seed, batch_size)
+        cache.update({key: cells[i.name][0] for key, i in todo.items()})
     out = []
-    for alliance, worn in wars(deploy):
+    for alliance, worn in found:
         est, cos = np.zeros(3), 0.0
-        names = []
         for ident, w in worn:
             probe = _as_probe_identity(ident, training, dim)
-            key = probe.banner_vector(dim).round(9).tobytes()
-            if key not in cache:
-                cache[key] = episode_cell(training, roles, policy, config, probe, "war", base_enemy, n_episodes,
-                                          seed, batch_size)[0]
-            est += w * np.asarray(cache[key], float)
+            est += w * np.asarray(cache[probe.banner_vector(dim).round(9).tobytes()], float)
             cos += w * cosine(probe.banner_vector(dim), roles.keyed.banner_vector(dim))
-            names.append((ident.name, w))
         ratio = _villages(deploy, alliance) / max(enemy_villages, 1)
-        out.append(Prediction(deploy.name, alliance, names, cos, ratio, tuple(float(x) * ratio for x in est)))
+        out.append(Prediction(deploy.name, alliance, [(i.name, w) for i, w in worn], cos, ratio,
+                              tuple(float(x) * ratio for x in est)))
     return out

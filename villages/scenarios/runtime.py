@@ -145,12 +145,16 @@ class ScenarioGame:
                     ident[b, holder[0]] = old
         return ident
 
-    def reset(self, seeds):
+    def reset(self, seeds, identity: np.ndarray | None = None):
+        """``identity``: int[B, A], which identity each alliance role wears in each world,
+        instead of the scenario's draw (the diagnostics dress roles up world by world)."""
         seeds = np.asarray(seeds, dtype=np.int64)
         if seeds.shape != (self.B,):
             raise ValueError(f"need {self.B} seeds, got shape {seeds.shape}")
         key = rng.seed_keys(seeds)
-        self.identity = self.draw_identities(key)
+        if identity is not None and np.shape(identity) != (self.B, len(self.spec.alliances)):
+            raise ValueError(f"identity must have shape {(self.B, len(self.spec.alliances))}, got {np.shape(identity)}")
+        self.identity = self.draw_identities(key) if identity is None else np.asarray(identity, np.int64).copy()
         layout = Layout(banners=self.banners[0 : len(self.spec.alliances)], relation=self.base_relation,
                         **self.layout_kw)
         s = init_state(self.config, layout, seeds)
