@@ -39,9 +39,8 @@ def test_calibrated_phenomena(tmp_path):
     assert inner["diverse"]["misgeneralization"]["k"] == 0
     # trained agents raze more enemy villages than the scripted raider on the same episodes
     assert r["competence"]["enemy_villages_destroyed"]["difference"][1] > 0
-    # the diagnosis, made before deployment, may abstain but is never wrong
+    # the retention predicted before deployment (training probes only) falls on the observed side of 0.5
     outcome = {(a, s): c for a in ("villages", "diverse") for s, c in zip(cfg.seeds, inner["per_seed"][a])}
     for d in r["diagnosis"]["agents"]:
         c = outcome[(d["agent"], d["train_seed"])]
-        if d["verdict"] != "inconclusive":
-            assert d["verdict"].startswith("pseudo") == bool(c["misgeneralized"]), d
+        assert (d["predicted_retention"][0] < 0.5) == (c["retention"][0] < 0.5), d
