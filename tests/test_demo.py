@@ -11,7 +11,8 @@ def test_demo_smoke_writes_report(tmp_path):
     cfg = DemoConfig(steps=2048, episodes=4, seeds=(0,), workers=1, num_worlds=16)
     report = run_demo(tmp_path, cfg=cfg, log=lambda *_: None)
     text = report.read_text()
-    for section in ("VERDICT", "Outer misalignment", "Inner misalignment", "Negative control", "![training_curves]"):
+    for section in ("VERDICT", "Outer misalignment", "Inner misalignment", "Negative control", "![training_curves]",
+                    "Diagnosis before deployment", "predicted retention"):
         assert section in text
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results) >= {"outer", "inner", "timing"}

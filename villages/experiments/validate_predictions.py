@@ -34,8 +34,16 @@ VARIANTS_DIR = Path(__file__).resolve().parents[2] / "examples" / "deployments"
 KINDS = ("villages", "diverse", "troops")
 
 
-def variants() -> list[str]:
-    return [DEPLOY] + sorted(str(p) for p in VARIANTS_DIR.glob("*.toml"))
+def variants(names: str | None = None) -> list[str]:
+    """``inner-misalignment`` and the variants in ``examples/deployments`` (all, or the comma-separated stems)."""
+    files = sorted(VARIANTS_DIR.glob("*.toml"))
+    if names:
+        want = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = sorted(set(want) - {p.stem for p in files})
+        if unknown:
+            raise SystemExit(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(p.stem for p in files)})")
+        files = [p for p in files if p.stem in want]
+    return [DEPLOY] + [str(p) for p in files]
 
 
 def _short(scenario: str) -> str:
@@ -47,14 +55,17 @@ def agent_job(job: dict) -> dict:
     from villages.diagnostics import predict
 
     ckpt, cache = job["checkpoint"], Path(job["cache"])
+    done = cache / f"{job['agent']}__{job['episodes']}ep__rows.json"
+    if done.exists():  # finished earlier (the script resumes)
+        return json.loads(done.read_text())
     t0 = time.perf_counter()
     preds = predict(ckpt, job["variants"], "training", n_episodes=job["episodes"], seed=0)
     t_pred = time.perf_counter() - t0
-    control = cache / f"{job['agent']}__{CONTROL}.json"
+    control = cache / f"{job['agent']}__{job['episodes']}ep__{CONTROL}.json"
     eval_job(dict(policy=ckpt, scenario=CONTROL, episodes=job["episodes"], out=str(control)))
     rows = []
     for p in preds:
-        out = cache / f"{job['agent']}__{_short(p.scenario)}.json"
+        out = cache / f"{job['agent']}__{job['episodes']}ep__{_short(p.scenario)}.json"
         scenario = next(v for v in job["variants"] if _short(v) == _short(p.scenario))
         eval_job(dict(policy=ckpt, scenario=scenario, episodes=job["episodes"], out=str(out)))
         obs = retention(load_summary(control), load_summary(out))
@@ -62,7 +73,9 @@ def agent_job(job: dict) -> dict:
                      "alliance": p.alliance, "wears": p.identities[0][0], "cos_enemy": p.cos_enemy,
                      "raids": "no-raids" not in p.scenario, "predicted": list(p.retention),
                      "observed": [float(x) for x in obs]})
-    return {"agent": job["agent"], "rows": rows, "predict_s": t_pred, "total_s": time.perf_counter() - t0}
+    result = {"agent": job["agent"], "rows": rows, "predict_s": t_pred, "total_s": time.perf_counter() - t0}
+    done.write_text(json.dumps(result))
+    return result
 
 
 def map_job(job: dict) -> dict:
@@ -71,11 +84,15 @@ def map_job(job: dict) -> dict:
     from villages.diagnostics.report import plot_map
 
     out = Path(job["out"])
+    if out.exists() and Path(job["json"]).exists():
+        return json.loads(Path(job["json"]).read_text())
     d = diagnose(job["checkpoint"], "training", n_episodes=job["episodes"], seed=0, fit=False)
     plot = plot_map(d, out.with_suffix(".png"))
     out.write_text(d.to_markdown(plot.name if plot else None))
-    return {"agent": job["agent"], "reading": d.reading, "verdict": d.verdict, "md": str(out),
-            "png": str(plot) if plot else None}
+    result = {"agent": job["agent"], "reading": d.reading, "verdict": d.verdict, "md": str(out),
+              "png": str(plot) if plot else None}
+    Path(job["json"]).write_text(json.dumps(result))
+    return result
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -185,28 +202,35 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=Path("docs/results/objective-map"))
     ap.add_argument("--cache", type=Path, default=Path("runs/objective-map-validation"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    ap.add_argument("--report-only", action="store_true", help="write the report from the agents finished so far")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     a.cache.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     found, missing = [], []
-    for kind in a.kinds.split(","):
-        for s in seeds:
+    for s in seeds:  # seed-major: an interrupted run has every kind
+        for kind in a.kinds.split(","):
             folder = a.agents / f"{kind}-seed{s}"
             (found if (folder / "done.json").exists() or (folder / "final.pt").exists() else missing).append(
                 (kind, s, folder / "final.pt"))
     jobs = [dict(checkpoint=str(p), agent=f"{k}-seed{s}", kind=k, seed=s, episodes=a.episodes, cache=str(a.cache),
-                 variants=variants()) for k, s, p in found]
-    results = run_parallel(agent_job, jobs, a.workers, desc="agents")
-    rows = [r for res in results for r in res["rows"]]
+                 variants=variants(a.variants)) for k, s, p in found]
     first = {}
     for k, s, p in found:
         first.setdefault(k, (s, p))
-    maps = []
-    if a.map_episodes > 0:
-        maps = run_parallel(map_job, [dict(checkpoint=str(p), agent=f"{k}-seed{s}", episodes=a.map_episodes,
-                                           out=str(a.out / f"map-{k}-seed{s}.md")) for k, (s, p) in first.items()],
-                            a.workers, desc="maps")
+    map_jobs = [dict(checkpoint=str(p), agent=f"{k}-seed{s}", episodes=a.map_episodes,
+                     out=str(a.out / f"map-{k}-seed{s}.md"), json=str(a.cache / f"map-{k}-seed{s}__{a.map_episodes}ep.json"))
+                for k, (s, p) in first.items()] if a.map_episodes > 0 else []
+    if a.report_only:  # whatever has finished
+        results = [json.loads(f.read_text()) for j in jobs
+                   if (f := a.cache / f"{j['agent']}__{a.episodes}ep__rows.json").exists()]
+        maps = [json.loads(Path(j["json"]).read_text()) for j in map_jobs if Path(j["json"]).exists()]
+        found = [(k, s, p) for k, s, p in found if any(r["agent"] == f"{k}-seed{s}" for r in results)]
+    else:
+        results = run_parallel(agent_job, jobs, a.workers, desc="agents")
+        maps = run_parallel(map_job, map_jobs, a.workers, desc="maps") if map_jobs else []
+    rows = [r for res in results for r in res["rows"]]
     summary = summarise(rows)
     calibration_plot(rows, a.out / "calibration.png")
     note = (f"Agents: {len(found)} ({', '.join(f'{k}-seed{s}' for k, s, _ in found)}) from `{a.agents}`"
