@@ -278,3 +278,16 @@ def test_cli_diagnose_bad_checkpoint(tmp_path):
     bad.write_text("not a checkpoint")
     result = CliRunner().invoke(app, ["diagnose", str(bad), "--scenario", "training"])
     assert result.exit_code == 2 and "Error:" in result.output
+
+
+def test_cli_diagnose_passes_predictions_and_json(tmp_path, monkeypatch):
+    import villages.diagnostics
+
+    seen = {}
+    monkeypatch.setattr(villages.diagnostics, "cli_diagnose", lambda *a, **k: seen.update(args=a, kw=k))
+    r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "x.pt"), "--predict", "inner-misalignment", "--predict",
+                                 "examples/deployments/at-war-tempest.toml", "--json", str(tmp_path / "d.json"),
+                                 "--episodes", "8"])
+    assert r.exit_code == 0, r.output
+    assert list(seen["kw"]["predict"]) == ["inner-misalignment", "examples/deployments/at-war-tempest.toml"]
+    assert seen["kw"]["json_out"] == tmp_path / "d.json" and seen["kw"]["n_episodes"] == 8
