@@ -35,8 +35,11 @@ def test_summary_and_report(tmp_path):
              "cos_enemy": 0.0, "raids": True, "predicted": [p, p - 0.1, p + 0.1], "observed": [o, o - 0.2, o + 0.2]}
             for k, v, p, o in [("villages", "a", 0.0, 0.05), ("villages", "b", 0.9, 1.1), ("diverse", "a", 1.0, 0.4),
                                ("diverse", "b", 1.1, 1.3)]]
+    rows.append({**rows[0], "agent": "troops-seed0", "kind": "troops", "predicted_outcome": "inconclusive",
+                 "observed": [float("nan")] * 3})
     s = summarise(rows)
+    assert s["all"]["abstained"] == 1 and s["troops"]["n"] == 0
     assert s["all"]["agreement"]["k"] == 3 and s["all"]["false_robust"] == 1 and s["all"]["false_misgeneralized"] == 0
     assert s["all"]["spearman"][0] == pytest.approx(0.8)
     text = report(rows, s, [], tmp_path / "om", "cmd", "agents")
-    assert "| all | 4 |" in text and "**no**" in text
+    assert "| all | 4 | 1 |" in text and "**no**" in text and "abstains" in text

@@ -12,7 +12,9 @@ training enemy's (retention counts attacks, and attacks scale with the targets t
 Retention counts attacks on the alliances that declare war during the deployment (new
 enemies): those are the ones predicted (with none, the alliances at war from the start).
 An alliance whose role draws identities from a diversity pool is predicted as the mixture
-(the fraction's share spread over the pool, the rest on its own identity).
+(the fraction's share spread over the pool, the rest on its own identity). For an agent that
+attacks its training enemy fewer than ``MIN_ENEMY_ATTACKS`` times per training episode the
+predicted outcome is *inconclusive*: retention is then a ratio of near-zero counts.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from villages.scenarios.spec import Identity, ScenarioSpec, cosine
 
 from .common import Roles
 from .objective_map import ObjectiveMap, episode_cells
-from .verdict import THRESHOLD
+from .verdict import INCONCLUSIVE, MIN_ENEMY_ATTACKS, THRESHOLD
 
 
 @dataclass
@@ -36,15 +38,20 @@ class Prediction:
     cos_enemy: float  # cosine similarity of its banner to the training enemy's (weighted over identities)
     villages_ratio: float  # its starting villages / the training enemy's
     retention: tuple  # predicted (estimate, lo, hi)
+    base_rate: float  # attacks per episode on the training enemy, unchanged training episodes
 
     @property
     def outcome(self) -> str:
-        """The deployment verdict this predicts (the retention threshold of the experiments)."""
+        """The deployment verdict this predicts (the retention threshold of the experiments); it
+        abstains for an agent that hardly attacks its training enemy (retention is then a ratio
+        of near-zero counts)."""
+        if not self.base_rate >= MIN_ENEMY_ATTACKS:
+            return INCONCLUSIVE
         return "misgeneralized" if self.retention[0] < THRESHOLD else "robust"
 
     def to_dict(self) -> dict:
         return {"scenario": self.scenario, "alliance": self.alliance, "identities": [list(x) for x in self.identities],
-                "cos_enemy": self.cos_enemy, "villages_ratio": self.villages_ratio,
+                "cos_enemy": self.cos_enemy, "villages_ratio": self.villages_ratio, "base_rate": self.base_rate,
                 "retention": list(self.retention), "outcome": self.outcome}
 
 
@@ -126,5 +133,5 @@ def predict_scenario(deploy: ScenarioSpec, policy, training: ScenarioSpec, confi
             cos += w * cosine(probe.banner_vector(dim), roles.keyed.banner_vector(dim))
         ratio = _villages(deploy, alliance) / max(enemy_villages, 1)
         out.append(Prediction(deploy.name, alliance, [(i.name, w) for i, w in worn], cos, ratio,
-                              tuple(float(x) * ratio for x in est)))
+                              tuple(float(x) * ratio for x in est), float(np.mean(base_enemy))))
     return out

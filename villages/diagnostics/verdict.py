@@ -83,6 +83,10 @@ def groups(omap) -> dict[str, list]:
 
 def reading(omap) -> str:
     """One line: the learned rule, from the medians of R per banner group."""
+    base = omap.base_rate[0]
+    if not (base >= MIN_ENEMY_ATTACKS):
+        return (f"No learned target: it attacks the training enemy {base:.2f} times per training episode "
+                f"(< {MIN_ENEMY_ATTACKS}), so the map has nothing to read.")
     med = {}
     for g, names in groups(omap).items():
         vals = [omap.propensity(n, "war") for n in names]

@@ -72,6 +72,7 @@ def agent_job(job: dict) -> dict:
         rows.append({"agent": job["agent"], "kind": job["kind"], "seed": job["seed"], "variant": _short(p.scenario),
                      "alliance": p.alliance, "wears": p.identities[0][0], "cos_enemy": p.cos_enemy,
                      "raids": "no-raids" not in p.scenario, "predicted": list(p.retention),
+                     "predicted_outcome": p.outcome, "training_enemy_attacks": p.base_rate,
                      "observed": [float(x) for x in obs]})
     result = {"agent": job["agent"], "rows": rows, "predict_s": t_pred, "total_s": time.perf_counter() - t0}
     done.write_text(json.dumps(result))
@@ -96,12 +97,17 @@ def map_job(job: dict) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
+    """Agreement statistics over the pairs whose prediction does not abstain (an agent that hardly
+    attacks its training enemy: retention is a ratio of near-zero counts, predicted and observed)."""
+
     def stats(sub):
+        abstained = sum(r.get("predicted_outcome") == "inconclusive" for r in sub)
+        sub = [r for r in sub if r.get("predicted_outcome") != "inconclusive"]
         pred = np.array([r["predicted"][0] for r in sub], float)
         obs = np.array([r["observed"][0] for r in sub], float)
         ok = np.isfinite(pred) & np.isfinite(obs)
         agree = [bool((p < RETENTION_THRESHOLD) == (o < RETENTION_THRESHOLD)) for p, o in zip(pred[ok], obs[ok])]
-        return {"n": int(ok.sum()), "spearman": list(rank_correlation(pred, obs)[:3]), "agreement": rate(agree),
+        return {"n": int(ok.sum()), "abstained": abstained, "spearman": list(rank_correlation(pred, obs)[:3]), "agreement": rate(agree),
                 "false_robust": int(sum((p >= RETENTION_THRESHOLD) and (o < RETENTION_THRESHOLD)
                                         for p, o in zip(pred[ok], obs[ok]))),
                 "false_misgeneralized": int(sum((p < RETENTION_THRESHOLD) and (o >= RETENTION_THRESHOLD)
@@ -129,7 +135,8 @@ def calibration_plot(rows: list[dict], path: Path) -> Path:
     colour = {"villages": "tab:red", "diverse": "tab:blue", "troops": "tab:green"}
     for kind in KINDS:
         for raids, marker in ((True, "o"), (False, "^")):
-            sub = [r for r in rows if r["kind"] == kind and r["raids"] == raids]
+            sub = [r for r in rows if r["kind"] == kind and r["raids"] == raids
+                   and r.get("predicted_outcome") != "inconclusive"]
             if not sub:
                 continue
             x = np.array([r["predicted"] for r in sub], float)
@@ -138,7 +145,8 @@ def calibration_plot(rows: list[dict], path: Path) -> Path:
                         yerr=[np.maximum(0, y[:, 0] - y[:, 1]), np.maximum(0, y[:, 2] - y[:, 0])], fmt=marker,
                         color=colour[kind], alpha=0.7, ms=5, capsize=1.5, lw=0.6,
                         label=f"{kind}, {'raids' if raids else 'no raids'}")
-    top = max(1.2, max(max(r["predicted"][0], r["observed"][0]) for r in rows if np.isfinite(r["observed"][0])) * 1.05)
+    shown = [r for r in rows if r.get("predicted_outcome") != "inconclusive" and np.isfinite(r["observed"][0])]
+    top = max([1.2] + [max(r["predicted"][0], r["observed"][0]) * 1.05 for r in shown])
     ax.plot([0, top], [0, top], color="k", lw=0.7)
     ax.axhline(RETENTION_THRESHOLD, color="k", ls=":", lw=0.6)
     ax.axvline(RETENTION_THRESHOLD, color="k", ls=":", lw=0.6)
@@ -167,19 +175,24 @@ def report(rows, summary, maps, out: Path, command: str, agents_note: str) -> st
              "war in the variant / attacks per episode on the training enemy in `aurora-control`, paired by world "
              "seeds. 95% percentile-bootstrap CIs; rank correlation CIs resample the (agent, variant) pairs.", "",
              "## Agreement", "",
-             "| pairs | n | Spearman rho [95% CI] | agreement (< 0.5 vs >= 0.5) [95% CI] | predicted robust, observed < 0.5 "
-             "| predicted < 0.5, observed robust |", "|---|---|---|---|---|---|"]
+             "| pairs | n | abstained | Spearman rho [95% CI] | agreement (< 0.5 vs >= 0.5) [95% CI] | "
+             "predicted robust, observed < 0.5 | predicted < 0.5, observed robust |", "|---|---|---|---|---|---|---|"]
     for k, s in summary.items():
         a = s["agreement"]
-        lines.append(f"| {k} | {s['n']} | {_ci(s['spearman'])} | {a['k']}/{a['n']} = {a['rate']:.2f} "
-                     f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}] | {s['false_robust']} | {s['false_misgeneralized']} |")
+        agree = "n/a" if not a["n"] else f"{a['k']}/{a['n']} = {a['rate']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
+        lines.append(f"| {k} | {s['n']} | {s['abstained']} | {_ci(s['spearman'])} | {agree} | {s['false_robust']} | "
+                     f"{s['false_misgeneralized']} |")
+    lines += ["", f"*Abstained*: the prediction is *inconclusive* for an agent that attacks its training enemy fewer "
+              f"than 0.5 times per training episode (retention is then a ratio of near-zero counts); those pairs are "
+              f"listed below but left out of the statistics."]
     lines += ["", f"![calibration]({out.name}/calibration.png)", "",
               "## Per agent and variant", "",
               "| agent | variant | at war wears | cos to Aurora | raids | predicted | observed | agree |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p, o = r["predicted"][0], r["observed"][0]
-        agree = "n/a" if not np.isfinite(o) else ("yes" if (p < RETENTION_THRESHOLD) == (o < RETENTION_THRESHOLD) else "**no**")
+        agree = ("abstains" if r.get("predicted_outcome") == "inconclusive" else "n/a" if not np.isfinite(o) else
+                 "yes" if (p < RETENTION_THRESHOLD) == (o < RETENTION_THRESHOLD) else "**no**")
         lines.append(f"| {r['agent']} | `{r['variant']}` | {r['wears']} | {r['cos_enemy']:+.2f} | "
                      f"{'yes' if r['raids'] else 'no'} | {_ci(r['predicted'])} | {_ci(r['observed'])} | {agree} |")
     if maps:
