@@ -1,5 +1,6 @@
-"""Shared pieces of the diagnostics: the evaluation config, the scenario's roles, reading
-village rows off an observation, and a policy's attack probabilities and values.
+"""Shared pieces of the diagnostics: the scenario's roles, reading village rows off an
+observation, and a policy's attack probabilities (``config_for``, the evaluation config of a
+checkpoint, lives in ``villages.scenarios`` and is re-exported here).
 
 Everything here reads *observations* (by column name), never the game state, so the
 same code serves logged states, edited (counterfactual) observations, scripted bots

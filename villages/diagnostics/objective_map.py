@@ -42,7 +42,7 @@ from villages.game.config import ALLY, PEACE, WAR
 from villages.scenarios.metrics import EpisodeAccumulator, EpisodeResults, bootstrap_ci, paired_ratio_ci
 from villages.scenarios.runner import episode_seeds, policy_name
 from villages.scenarios.runtime import ScenarioGame
-from villages.scenarios.spec import Diversity, Identity, ScenarioSpec, banner_like, cosine
+from villages.scenarios.spec import Diversity, Identity, ScenarioSpec, cosine
 
 from .collect import DecisionLog
 from .common import ObsTools, Roles, attack_probabilities
