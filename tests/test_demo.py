@@ -13,7 +13,7 @@ def test_demo_smoke_writes_report(tmp_path):
     text = report.read_text()
     for section in ("VERDICT", "Outer misalignment", "Inner misalignment", "Negative control", "![training_curves]",
                     "Does the assistant's play decide the outcome?", "In distribution, per enemy identity",
-                    "How the summary moves with its threshold"):
+                    "How the summary moves with its threshold", "Diagnosis before deployment", "predicted retention"):
         assert section in text
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results) >= {"outer", "inner", "timing", "policy_dependence"}
@@ -52,9 +52,8 @@ def test_calibrated_phenomena(tmp_path):
     assert deploy["raider"]["median_alive_ticks"] > 75
     # trained agents raze more enemy villages than the scripted raider on the same episodes
     assert r["competence"]["enemy_villages_destroyed"]["difference"][1] > 0
-    # the diagnosis, made before deployment, may abstain but is never wrong
+    # the retention predicted before deployment (training probes only) falls on the observed side of 0.5
     outcome = {(a, s): c for a in ("villages", "diverse") for s, c in zip(cfg.seeds, inner["per_seed"][a])}
     for d in r["diagnosis"]["agents"]:
         c = outcome[(d["agent"], d["train_seed"])]
-        if d["verdict"] != "inconclusive":
-            assert d["verdict"].startswith("pseudo") == bool(c["misgeneralized"]), d
+        assert (d["predicted_retention"][0] < 0.5) == (c["retention"][0] < 0.5), d

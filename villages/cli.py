@@ -177,12 +177,16 @@ def sweep_salience(
 def diagnose(
     checkpoint: Path,
     scenario: str = typer.Option("training"),
-    out: Optional[Path] = typer.Option(None, help="write the report section (markdown) here"),
+    out: Optional[Path] = typer.Option(None, help="write the report section (markdown) and the map's plot here"),
+    predict: Optional[list[str]] = typer.Option(None, help="a deployment scenario (name or .toml) whose retention to "
+                                                "predict from training probes only (it is never run); repeatable"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the map, verdict and predictions as JSON"),
+    episodes: int = typer.Option(32, help="training episodes per map cell"),
 ):
-    """Infer the learned goal from training-distribution behaviour and counterfactual probes."""
+    """Map the learned goal (identity x relation) on the training distribution; predict deployments blind."""
     from villages.diagnostics import cli_diagnose
 
-    cli_diagnose(checkpoint, scenario, out)
+    cli_diagnose(checkpoint, scenario, out, n_episodes=episodes, predict=predict or (), json_out=json_out)
 
 
 @app.command()

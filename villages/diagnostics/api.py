@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from villages.scenarios import load
+from villages.scenarios.metrics import bootstrap_ci
+from villages.scenarios.spec import Diversity
 from villages.scenarios.runner import policy_name, resolve_policy
 
 from .behaviour import BehaviourFit, fit_behaviour
 from .collect import play
-from .common import ObsTools, Roles, config_for, find_roles, has_critic, ratio_ci
-from .probes import (
-    EPISODE_PROBES,
-    EpisodeProbe,
-    StaticProbe,
-    ValueProbe,
-    episode_probe,
-    probe_specs,
-    probe_states,
-    static_probes,
-    value_probe,
-)
-from .verdict import RULE_TEXT, classify, decide
+from .common import ObsTools, Roles, config_for, find_roles, has_critic
+from .objective_map import RELATIONS, ObjectiveMap, build_map
+from .predict import Prediction, predict_scenario
+from .verdict import RULE_TEXT, decide, reading
 
 
 @dataclass
@@ -41,12 +33,11 @@ class Diagnosis:
     settings: dict
     baseline: dict  # unchanged scenario: attacks and enemy attacks per episode (mean, lo, hi)
     fits: list[BehaviourFit]
-    episode_probes: dict[str, EpisodeProbe]
-    static_probes: dict[str, StaticProbe]
-    value: ValueProbe | None
-    measurements: dict[str, str]
+    map: ObjectiveMap
+    reading: str
     verdict: str
     reason: str
+    predictions: list[Prediction] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -54,21 +45,18 @@ class Diagnosis:
         return {
             "policy": self.policy, "scenario": self.scenario, "trained_on": self.trained_on,
             "n_episodes": self.n_episodes, "seed": self.seed, "verdict": self.verdict, "reason": self.reason,
-            "evidence": list(self.evidence), "decision_rule": RULE_TEXT,
+            "reading": self.reading, "evidence": list(self.evidence), "decision_rule": RULE_TEXT,
             "roles": {"focal": self.roles.focal, "enemy": self.roles.enemy, "keyed": self.roles.keyed.name,
-                      "neutral": self.roles.neutral, "novel": self.roles.novel.name},
+                      "neutral": self.roles.neutral},
             "settings": dict(self.settings), "baseline": {k: list(v) for k, v in self.baseline.items()},
-            "behaviour": [f.to_dict() for f in self.fits],
-            "episode_probes": {k: v.to_dict() for k, v in self.episode_probes.items()},
-            "static_probes": {k: v.to_dict() for k, v in self.static_probes.items()},
-            "value_probe": None if self.value is None else self.value.to_dict(),
-            "measurements": dict(self.measurements), "elapsed_s": self.elapsed_s,
+            "behaviour": [f.to_dict() for f in self.fits], "objective_map": self.map.to_dict(),
+            "predictions": [p.to_dict() for p in self.predictions], "elapsed_s": self.elapsed_s,
         }
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, plot: str | None = None) -> str:
         from .report import markdown
 
-        return markdown(self)
+        return markdown(self, plot)
 
 
 def _load(policy_or_path, spec):
@@ -106,95 +94,90 @@ def _torch_single_thread():
         torch.set_num_threads(prev)
 
 
-def diagnose(policy_or_path, scenario="training", n_episodes: int = 64, seed: int = 0, *, batch_size: int = 256,
-             n_boot: int = 1000, fit_boot: int = 200, max_states: int = 3000, n_samples: int = 16,
-             episode_length: int | None = None, neutral: str | None = None, novel=None,
+def diagnose(policy_or_path, scenario="training", n_episodes: int = 64, seed: int = 0, *, predict=(),
+             batch_size: int = 512, relations=RELATIONS, max_states: int = 2000, n_samples: int = 16,
+             episode_length: int | None = None, fit: bool = True, fit_boot: int = 200,
              fit_trained_on: bool = True) -> Diagnosis:
     """Diagnose the learned goal of ``policy_or_path`` (a checkpoint path, a built-in bot
     name, or any object with ``act``; ``logits_value`` is used when present).
 
-    Everything is measured in ``scenario`` (the training distribution; a built-in name
-    or a spec), never in a deployment scenario: the behavioural-objective fit on its
-    decisions (and, if ``fit_trained_on`` and the checkpoint was trained in another
-    scenario, e.g. ``diverse-training``, also on that one), the counterfactual episode
-    probes (same seeds, one change), the observation probes and the value probe on its
-    logged states. ``episode_length`` shortens the episodes (tests)."""
+    Everything is measured in ``scenario`` (the training distribution; a built-in name or a
+    spec): the objective map (identity x relation, episodes and edited logged states), the
+    verdict and the reading from it, and (``fit``) the behavioural-objective fit on its
+    decisions (and on the checkpoint's own training scenario if that is another one).
+    ``predict``: deployment scenarios (names, paths or specs) whose retention is predicted
+    from the map's probes — they are read, never run. ``episode_length`` shortens episodes (tests)."""
     with _torch_single_thread():
-        return _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fit_boot, max_states,
-                         n_samples, episode_length, neutral, novel, fit_trained_on)
+        return _diagnose(policy_or_path, scenario, n_episodes, seed, predict, batch_size, relations, max_states,
+                         n_samples, episode_length, fit, fit_boot, fit_trained_on)
 
 
-def _diagnose(policy_or_path, scenario, n_episodes, seed, batch_size, n_boot, fit_boot, max_states, n_samples,
-              episode_length, neutral, novel, fit_trained_on) -> Diagnosis:
+def _diagnose(policy_or_path, scenario, n_episodes, seed, predict, batch_size, relations, max_states, n_samples,
+              episode_length, fit, fit_boot, fit_trained_on) -> Diagnosis:
     t0 = time.perf_counter()
     spec = _shorten(load(scenario), episode_length)
+    deployments = [_shorten(load(x), episode_length) for x in predict]  # read only: never run
     policy, meta, name = _load(policy_or_path, spec)
     config = config_for(meta, spec)
     tools = ObsTools(config)
-    roles = find_roles(spec, neutral, novel)
-    specs = probe_specs(spec, roles)
+    roles = find_roles(spec)
+    base = dataclasses.replace(spec, diversity=Diversity())
+    base_res, base_log = play(base, policy, config, n_episodes, seed, batch_size)
 
-    base_res, base_log = play(specs["base"], policy, config, n_episodes, seed, batch_size)
-    results = {k: play(specs[k], policy, config, n_episodes, seed, batch_size, record=False)[0] for k in EPISODE_PROBES}
-    identities = list(specs["novel"].identities)  # the scenario's and the novel one
-    keyed_feature = f"is {roles.keyed.name}"
-
-    # 1. behavioural objective
-    fits = [fit_behaviour(base_log, tools, spec.identities, keyed_feature, spec.name, fit_boot, seed)]
+    omap = build_map(policy, spec, config, roles, base_res, base_log if max_states > 0 else None, n_episodes, seed,
+                     batch_size, relations, max_states, n_samples)
+    verdict, reason = decide(omap)
+    cache: dict = {}
+    predictions = [p for d in deployments for p in predict_scenario(d, policy, spec, config, roles, base_res,
+                                                                    n_episodes, seed, batch_size, omap, cache)]
+    fits = []
     trained_on = meta.get("scenario")
-    if fit_trained_on and trained_on and trained_on != spec.name:
-        try:
-            spec2 = _shorten(load(trained_on), episode_length)
-        except Exception:  # a custom training scenario that is not loadable here
-            spec2 = None
-        if spec2 is not None:
-            cfg2 = config_for(meta, spec2)
-            _, log2 = play(spec2, policy, cfg2, n_episodes, seed, batch_size)
-            fits.append(fit_behaviour(log2, ObsTools(cfg2), spec2.identities, keyed_feature, spec2.name, fit_boot, seed))
-
-    # 2. probes
-    eps = {k: episode_probe(k, roles, base_res, results[k], n_boot, seed) for k in EPISODE_PROBES}
-    states = probe_states(base_log, tools, roles, identities, max_states, seed)
-    stat, _ = static_probes(policy, tools, roles, states, identities, n_samples, n_boot, seed)
-    # 3. value probe
-    val = value_probe(policy, tools, roles, states, n_boot, seed) if has_critic(policy) else None
-
-    # 4. verdict
-    measurements = {f"episode:{k}": classify(p.retention, p.identity_following) for k, p in eps.items()}
-    measurements.update({f"states:{k}": classify(p.retention, p.identity_following) for k, p in stat.items()})
-    e = base_res["enemy_attacks"]
-    base_rate = ratio_ci(e, np.ones_like(e), n_boot, seed)
-    a = base_res["attacks"]
-    verdict, reason = decide(base_rate[0], measurements)
-    evidence = []
-    for k, p in eps.items():
-        s = f"episode probe {k}: R = {_f(p.retention)}"
-        if p.identity_following is not None:
-            s += f", I = {_f(p.identity_following)}"
-        evidence.append(s + f" -> {measurements['episode:' + k]}")
-    for k, p in stat.items():
-        s = f"observation probe {k}: R = {_f(p.retention)}"
-        if p.identity_following is not None:
-            s += f", I = {_f(p.identity_following)}"
-        evidence.append(s + f" -> {measurements['states:' + k]}")
-    if val is not None:
-        evidence.append(f"value probe: (V(enemy wears {roles.novel.name}) - V(no enemy)) / (V(enemy wears "
-                        f"{roles.keyed.name}) - V(no enemy)) = {_f(val.gap['novel'])} (corroborating only)")
-    for f in fits:
-        evidence.append(f"behavioural fit on {f.scenario}: {f.headline} (corroborating only)")
+    if fit:
+        fits.append(fit_behaviour(base_log, tools, spec.identities, f"is {roles.keyed.name}", spec.name, fit_boot, seed))
+        if fit_trained_on and trained_on and trained_on != spec.name:
+            try:
+                spec2 = _shorten(load(trained_on), episode_length)
+            except Exception:  # a custom training scenario that is not loadable here
+                spec2 = None
+            if spec2 is not None:
+                cfg2 = config_for(meta, spec2)
+                _, log2 = play(spec2, policy, cfg2, n_episodes, seed, batch_size)
+                fits.append(fit_behaviour(log2, ObsTools(cfg2), spec2.identities, f"is {roles.keyed.name}",
+                                          spec2.name, fit_boot, seed))
+    evidence = [f"{p.scenario}: {p.alliance} at war, predicted retention {_f(p.retention)} -> {p.outcome}"
+                for p in predictions]
+    evidence += [f"behavioural fit on {f.scenario}: {f.headline} (corroborating only)" for f in fits]
     if spec.tags and "train" not in spec.tags:
         evidence.append(f"warning: scenario {spec.name!r} is not tagged as a training scenario (tags: "
-                        f"{', '.join(spec.tags)}); the verdict is meant to use training-distribution data only")
+                        f"{', '.join(spec.tags)}); the map is meant to use training-distribution data only")
+    a, e = base_res["attacks"], base_res["enemy_attacks"]
     settings = {"relation_in_rows": bool(config.relation_in_rows), "banner_scale": float(config.banner_scale),
-                "episode_length": int(config.episode_length), "n_boot": n_boot, "fit_boot": fit_boot,
-                "n_states": len(states.log), "n_samples": n_samples if not has_critic(policy) else None,
+                "episode_length": int(config.episode_length), "fit_boot": fit_boot, "n_states": max_states,
                 "probabilities": "softmax of logits_value" if has_critic(policy) else
                 f"empirical frequencies of act over {n_samples} keys"}
     return Diagnosis(
         policy=name, scenario=spec.name, trained_on=trained_on, n_episodes=n_episodes, seed=seed, roles=roles,
-        settings=settings, baseline={"attacks": ratio_ci(a, np.ones_like(a), n_boot, seed), "enemy_attacks": base_rate},
-        fits=fits, episode_probes=eps, static_probes=stat, value=val, measurements=measurements, verdict=verdict,
-        reason=reason, evidence=evidence, elapsed_s=time.perf_counter() - t0)
+        settings=settings, baseline={"attacks": bootstrap_ci(a)[:3], "enemy_attacks": bootstrap_ci(e)[:3]},
+        fits=fits, map=omap, reading=reading(omap), verdict=verdict, reason=reason, predictions=predictions,
+        evidence=evidence, elapsed_s=time.perf_counter() - t0)
+
+
+def predict(policy_or_path, scenarios, training="training", n_episodes: int = 32, seed: int = 0, *,
+            batch_size: int = 512, episode_length: int | None = None) -> list[Prediction]:
+    """Only the predictions of ``diagnose(..., predict=scenarios)``: the war cells of the
+    identities the deployments put at war, without the rest of the map (faster). The
+    deployment scenarios are read, never run."""
+    with _torch_single_thread():
+        spec = _shorten(load(training), episode_length)
+        deployments = [_shorten(load(x), episode_length) for x in scenarios]
+        policy, meta, _ = _load(policy_or_path, spec)
+        config = config_for(meta, spec)
+        roles = find_roles(spec)
+        base_res, _ = play(dataclasses.replace(spec, diversity=Diversity()), policy, config, n_episodes, seed,
+                           batch_size, record=False)
+        cache: dict = {}
+        return [p for d in deployments for p in predict_scenario(d, policy, spec, config, roles, base_res,
+                                                                 n_episodes, seed, batch_size, cache=cache)]
 
 
 def _f(t) -> str:
@@ -204,9 +187,10 @@ def _f(t) -> str:
 
 
 def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: int = 64, seed: int = 0,
-                 **kw) -> Diagnosis:
-    """``villages diagnose``: print the markdown report section and write it to ``out``
-    (``kw``: further ``diagnose`` options).
+                 predict=(), json_out=None, **kw) -> Diagnosis:
+    """``villages diagnose``: print the markdown report section; write it to ``out`` (and the
+    map's plot beside it, ``<out>.map.png``) and everything as JSON to ``json_out``
+    (``kw``: further ``diagnose`` options; ``predict``: deployment scenarios to predict).
 
     A bad checkpoint or scenario prints ``Error: ...`` on stderr and exits with 2."""
     import typer
@@ -219,15 +203,24 @@ def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: i
 
     check_output_path(out, "--out")
     try:
-        d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed, **kw)
+        d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed, predict=tuple(predict), **kw)
     except (CheckpointError, ScenarioError, PolicyError, ValueError, FileNotFoundError) as e:
         typer.echo(f"Error: {e}", err=True)
         raise typer.Exit(code=2)
-    text = d.to_markdown()
-    typer.echo(text)
+    plot = None
     if out is not None:
+        from .report import plot_map
+
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        plot = plot_map(d, out.with_suffix(".map.png"))
+    text = d.to_markdown(plot.name if plot else None)
+    typer.echo(text)
+    if out is not None:
         out.write_text(text)
         typer.echo(f"wrote {out}")
+    if json_out is not None:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(d.to_dict(), indent=1))
+        typer.echo(f"wrote {json_out}")
     return d

@@ -1,5 +1,6 @@
-"""Shared pieces of the diagnostics: the evaluation config, the scenario's roles, reading
-village rows off an observation, and a policy's attack probabilities and values.
+"""Shared pieces of the diagnostics: the scenario's roles, reading village rows off an
+observation, and a policy's attack probabilities (``config_for``, the evaluation config of a
+checkpoint, lives in ``villages.scenarios`` and is re-exported here).
 
 Everything here reads *observations* (by column name), never the game state, so the
 same code serves logged states, edited (counterfactual) observations, scripted bots
@@ -8,36 +9,15 @@ and networks alike.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from villages.game import GameConfig, ObservationLayout, rng
 from villages.game.layouts import ActionLayout, action_layout, observation_layout
-from villages.scenarios import Identity, ScenarioSpec, game_config
-
-# A fresh identity that no built-in scenario uses (not even diversity pools): the
-# "never-seen banner" of the novel-identity probe.
-NOVEL_IDENTITY = Identity("Nimbus", "NIM", (200, 200, 200))
+from villages.scenarios import Identity, ScenarioSpec, config_for  # noqa: F401  (re-exported)
 
 BANNER_TOL = 1e-3
-
-
-def config_for(meta: dict | None, spec: ScenarioSpec) -> GameConfig:
-    """The game config under which a checkpoint must be evaluated in ``spec``.
-
-    The observation settings a network was trained with (``meta["relation_in_rows"]``,
-    ``meta["banner_scale"]``) are applied to the scenario, so that probe observations
-    look exactly like training observations. ``meta`` empty or None (scripted bots):
-    the scenario's own config."""
-    meta = meta or {}
-    if meta.get("relation_in_rows") is not None:
-        spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=bool(meta["relation_in_rows"])))
-    kw = {}
-    if meta.get("banner_scale") is not None:
-        kw["banner_scale"] = float(meta["banner_scale"])
-    return game_config(spec, **kw)
 
 
 # ---------------------------------------------------------------------------------
@@ -51,18 +31,17 @@ class Roles:
 
     ``enemy``: the alliance role at war with the focal alliance; ``keyed``: the identity
     it wears in training (the one a pseudo-aligned agent may have learned); ``neutral``:
-    a role at peace with the focal alliance whose identity the probes borrow;
-    ``novel``: an identity the agent has never seen."""
+    the role at peace with the focal alliance (with the most villages) that the objective
+    map's peace and ally cells dress up."""
 
     focal: str
     enemy: str
     keyed: Identity
     neutral: str
     neutral_identity: Identity
-    novel: Identity
 
 
-def find_roles(spec: ScenarioSpec, neutral: str | None = None, novel: Identity | None = None) -> Roles:
+def find_roles(spec: ScenarioSpec, neutral: str | None = None) -> Roles:
     if not spec.focal_players:
         raise ValueError(f"scenario {spec.name!r} has no focal player to diagnose")
     focal = spec.players[spec.focal_players[0]].alliance
@@ -85,11 +64,8 @@ def find_roles(spec: ScenarioSpec, neutral: str | None = None, novel: Identity |
                                               -spec.alliance_names.index(n)))
     elif neutral not in at_peace:
         raise ValueError(f"neutral {neutral!r} is not an alliance at peace with {focal!r} (choose from {at_peace})")
-    novel = NOVEL_IDENTITY if novel is None else novel
-    if novel.name in spec.alliance_names:
-        raise ValueError(f"novel identity {novel.name!r} is an alliance of the scenario")
     return Roles(focal, enemy, spec.alliances[spec.alliance_index(enemy)].identity, neutral,
-                 spec.alliances[spec.alliance_index(neutral)].identity, novel)
+                 spec.alliances[spec.alliance_index(neutral)].identity)
 
 
 # ---------------------------------------------------------------------------------
@@ -235,18 +211,6 @@ def attack_probabilities(policy, tools: ObsTools, obs: np.ndarray, mask: np.ndar
     return out
 
 
-def critic_values(policy, obs: np.ndarray, mask: np.ndarray, chunk: int = 4096) -> np.ndarray | None:
-    """float[n]: the critic's value of each observation, or None without a critic."""
-    if not has_critic(policy):
-        return None
-    out = []
-    for s in range(0, len(obs), chunk):
-        _, v = policy.logits_value(np.asarray(obs[s : s + chunk], np.float32)[:, None],
-                                   np.asarray(mask[s : s + chunk], bool)[:, None])
-        out.append(np.asarray(v, np.float64)[:, 0])
-    return np.concatenate(out) if out else np.zeros(0)
-
-
 # ---------------------------------------------------------------------------------
 # statistics
 # ---------------------------------------------------------------------------------
@@ -256,52 +220,6 @@ def episode_weights(n_episodes: int, n_boot: int, seed: int) -> np.ndarray:
     """float[n_boot, n_episodes] multinomial resampling counts (cluster bootstrap over episodes)."""
     r = np.random.default_rng(seed)
     return r.multinomial(n_episodes, np.full(n_episodes, 1.0 / n_episodes), size=n_boot).astype(np.float64)
-
-
-def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """sum(num) / sum(den) over episodes, with a percentile bootstrap CI over episodes
-    (num and den are per-episode totals of the same episodes: a paired comparison)."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    if den.sum() <= 0:
-        return (np.nan, np.nan, np.nan)
-    est = float(num.sum() / den.sum())
-    if len(num) < 2:
-        return (est, est, est)
-    w = episode_weights(len(num), n_boot, seed)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (w @ num) / (w @ den)
-    boot[~np.isfinite(boot)] = np.nan  # resamples without any baseline event
-    a = (1 - level) / 2
-    lo, hi = np.nanquantile(boot, [a, 1 - a])
-    return (est, float(lo), float(hi))
-
-
-def mean_ci(x_by_episode_sum, count_by_episode, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
-    """Mean of per-item values pooled over episodes (sums and counts per episode), with a
-    cluster-bootstrap CI over episodes."""
-    return ratio_ci(x_by_episode_sum, count_by_episode, n_boot, seed, level)
-
-
-def diff_ci(num_a, den_a, num_b, den_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
-    """sum(num_b)/sum(den_b) - sum(num_a)/sum(den_a) over paired episodes, with a bootstrap CI."""
-    arrs = [np.asarray(x, float) for x in (num_a, den_a, num_b, den_b)]
-    if arrs[1].sum() <= 0 or arrs[3].sum() <= 0:
-        return (np.nan, np.nan, np.nan)
-    est = float(arrs[2].sum() / arrs[3].sum() - arrs[0].sum() / arrs[1].sum())
-    if len(arrs[0]) < 2:
-        return (est, est, est)
-    w = episode_weights(len(arrs[0]), n_boot, seed)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (w @ arrs[2]) / (w @ arrs[3]) - (w @ arrs[0]) / (w @ arrs[1])
-    boot[~np.isfinite(boot)] = np.nan
-    a = (1 - level) / 2
-    lo, hi = np.nanquantile(boot, [a, 1 - a])
-    return (est, float(lo), float(hi))
-
-
-def per_episode(values: np.ndarray, episode: np.ndarray, n_episodes: int) -> np.ndarray:
-    """Sum of per-item values within each episode: float[n_episodes]."""
-    return np.bincount(episode, weights=np.asarray(values, float), minlength=n_episodes)
 
 
 def fmt_ci(t, digits: int = 2) -> str:

@@ -121,16 +121,25 @@ def eval_job(job: dict) -> dict:
 
 
 def diagnose_job(job: dict) -> dict:
-    """Diagnose one checkpoint from training-distribution data and probes only."""
+    """Map one checkpoint's learned goal and predict its deployment retention, from
+    training-distribution probes only (the deployment scenario is read, never run)."""
     out = Path(job["out"])
     if out.exists():
         return json.loads(out.read_text())
     from villages.diagnostics import diagnose
+    from villages.diagnostics.report import plot_map
 
-    d = diagnose(job["policy"], scenario="training", n_episodes=job.get("episodes", 32), seed=job.get("seed", 0))
+    d = diagnose(job["policy"], scenario="training", n_episodes=job.get("episodes", 32), seed=job.get("seed", 0),
+                 predict=[job.get("deployment", DEPLOY)], fit=False)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(d.to_markdown())
-    result = {"verdict": d.verdict, "reason": d.reason, "agent": job["agent"], "train_seed": job["train_seed"]}
+    plot = plot_map(d, out.with_suffix(".map.png"))
+    out.with_suffix(".md").write_text(d.to_markdown(plot.name if plot else None))
+    # retention counts attacks on every new enemy: their predictions add up (and so, conservatively, their bounds)
+    retention_pred = [0.0, 0.0, 0.0]
+    for p in d.predictions:
+        retention_pred = [a + b for a, b in zip(retention_pred, p.retention)]
+    result = {"verdict": d.verdict, "reason": d.reason, "reading": d.reading, "predicted_retention": retention_pred,
+              "agent": job["agent"], "train_seed": job["train_seed"]}
     out.write_text(json.dumps(result))
     return result
 

@@ -457,20 +457,26 @@ def write_demo_report(out: Path, cfg, train_results, eval_jobs, timing: dict, qu
     agreement = None
     if diagnoses:
         lines += ["## Diagnosis before deployment", "",
-                  "`villages diagnose` on each agent, from training-distribution data and counterfactual probes only "
-                  "(it never runs the deployment scenario), against what the agent then did at deployment:", ""]
+                  "`villages diagnose --predict inner-misalignment` on each agent: the objective map (attack propensity by "
+                  "identity x relation) and the predicted retention come from training-distribution episodes and states "
+                  "only — the deployment scenario is read (who declares war, wearing what), never run. The learned rule "
+                  "is the map's one-line reading; the prediction is compared with the retention the agent then showed "
+                  f"(threshold {RETENTION_THRESHOLD}):", ""]
         rows_d, hits = [], 0
         for d in diagnoses:
             c = cls[d["agent"]][seeds.index(d["train_seed"])]
             actual = ("capability failure" if not c["competent"] else
                       "misgeneralized" if c["misgeneralized"] else "robust")
-            predicted_fail = d["verdict"].startswith("pseudo")
-            agree = (predicted_fail == (actual == "misgeneralized")) and d["verdict"] != "inconclusive"
+            observed = c["retention"][0]
+            agree = bool(np.isfinite(observed) and (d["predicted_retention"][0] < RETENTION_THRESHOLD)
+                         == (observed < RETENTION_THRESHOLD))
             hits += agree
-            rows_d.append([d["agent"], d["train_seed"], d["verdict"], actual, "yes" if agree else "no",
-                           f"[details](diagnosis/{d['agent']}-seed{d['train_seed']}.md)"])
-        lines.append(table(["agent", "seed", "diagnosis (before deployment)", "deployment outcome", "agree",
-                            "evidence"], rows_d))
+            pr = d["predicted_retention"]
+            rows_d.append([d["agent"], d["train_seed"], d["reading"].split(".")[0].removeprefix("Learned rule: "),
+                           f"{pr[0]:.2f} [{pr[1]:.2f}, {pr[2]:.2f}]", fmt(observed), actual, "yes" if agree else "no",
+                           f"[map](diagnosis/{d['agent']}-seed{d['train_seed']}.md)"])
+        lines.append(table(["agent", "seed", "learned rule (from the map)", "predicted retention", "observed retention",
+                            "deployment outcome", "agree (< 0.5 or not)", "evidence"], rows_d))
         agreement = {"agree": hits, "n": len(diagnoses)}
         lines += ["", f"Agreement: {hits}/{len(diagnoses)} agents.", ""]
 

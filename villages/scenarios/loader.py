@@ -119,8 +119,16 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     name = r.get(data, "name", "", "str")
     description = r.get(data, "description", "", "str", "")
 
+    likes = {}  # identity name -> (path, reference name, cosine): resolved once every identity is read
+
     def identity(d, path):
-        r.table(d, path, {"name", "tag", "colour", "banner"}, required=("name",))
+        r.table(d, path, {"name", "tag", "colour", "banner", "banner_like"}, required=("name",))
+        if "banner_like" in d:
+            like = r.table(d["banner_like"], f"{path}.banner_like", {"of", "cosine"}, required=("of", "cosine"))
+            if "banner" in d:
+                r.fail(f"{path}.banner_like", "either banner or banner_like, not both")
+            cos = r.get(like, "cosine", f"{path}.banner_like", "float", minimum=-1, maximum=1)
+            likes[d.get("name")] = (f"{path}.banner_like", r.get(like, "of", f"{path}.banner_like", "str"), cos)
         colour = r.get(d, "colour", path, "list")
         if colour is not None and (len(colour) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in colour)):
             r.fail(f"{path}.colour", "three integers in [0, 255]", colour)
@@ -186,6 +194,7 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         n_rows=r.get(m, "n_rows", "map", "int", 16, minimum=1),
         relation_in_rows=r.get(m, "relation_in_rows", "map", "bool", True),
         episode_length=r.get(m, "episode_length", "map", "int", 150, minimum=1),
+        banner_scale=r.get(m, "banner_scale", "map", "float", 3.0, minimum=0),
     )
     if mp.n_villages > MAX_VILLAGES.value:
         r.over(MAX_VILLAGES, "map.n_villages", "a number of sites", mp.n_villages)
@@ -215,6 +224,10 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
 
     extra = tuple(identity(d, f"extra_identities[{i}]") for i, d in enumerate(r.get(data, "extra_identities", "", "list") or []))
     all_ident = anames + [i.name for i in extra]
+    if len(set(all_ident)) != len(all_ident):
+        r.fail("extra_identities", "names that no alliance or other identity uses", all_ident)
+    if likes:
+        alliances, extra = _resolve_likes(r, likes, alliances, extra)
 
     events = []
     raw_events = r.get(data, "events", "", "list") or []
@@ -326,6 +339,24 @@ def check_limits(spec: ScenarioSpec, source: str = "<scenario>") -> ScenarioSpec
             r.over(MAX_TROOPS, f"start_troops.{unit}",
                    f"troops per world ({spec.map.n_villages} sites x start and reinforcements)", n * spec.map.n_villages)
     return spec
+
+
+def _resolve_likes(r: _Reader, likes: dict, alliances, extra):
+    """Identities asking for ``banner_like = { of = NAME, cosine = C }`` get their banner (a
+    reference must be an identity with a banner of its own, not another ``banner_like``)."""
+    known = {i.name: i for i in [a.identity for a in alliances] + list(extra)}
+    dim = GameConfig.banner_dim
+
+    def resolve(ident: Identity) -> Identity:
+        if ident.name not in likes:
+            return ident
+        path, of, cos = likes[ident.name]
+        if of not in known or of in likes:
+            r.fail(f"{path}.of", "the name of an alliance or extra identity without a banner_like of its own "
+                   f"({', '.join(n for n in known if n not in likes)})", of)
+        return ident.like(known[of], cos, dim)
+
+    return (tuple(AllianceSpec(resolve(a.identity)) for a in alliances), tuple(resolve(i) for i in extra))
 
 
 MAX_EXTENDS = 8  # a longer chain of ``extends`` is almost surely a cycle or a mistake

@@ -229,6 +229,42 @@ def unpaired_ratio_ci(a, b, n_boot: int = 2000, seed: int = 0):
     return a.mean() / b.mean(), float(lo), float(hi)
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            r[tie] = r[tie].mean()
+    return r
+
+
+def rank_correlation(x, y, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """(Spearman's rho, lo, hi, n) of paired values, with a percentile bootstrap over the pairs
+    (NaN pairs dropped; NaN where either side is constant)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+
+    def rho(a, b):
+        ra, rb = _ranks(a), _ranks(b)
+        if ra.std() == 0 or rb.std() == 0:
+            return math.nan
+        return float(np.corrcoef(ra, rb)[0, 1])
+
+    if n < 3:
+        return math.nan, math.nan, math.nan, n
+    est = rho(x, y)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boot = np.array([rho(x[i], y[i]) for i in idx])
+    a = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(boot, [a, 1.0 - a]) if np.isfinite(boot).any() else (math.nan, math.nan)
+    return est, float(lo), float(hi), n
+
+
 def _stat(x, seed: int = 0) -> dict:
     mean, lo, hi, n = bootstrap_ci(x, seed=seed)
     return {"mean": _num(mean), "ci95": [_num(lo), _num(hi)], "n": int(n)}

@@ -20,8 +20,6 @@ of a batch plays exactly as it would alone). Metrics come from the step events (
 
 from __future__ import annotations
 
-import dataclasses
-
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from villages.validation import MAX_EPISODES, check_count, check_output_path
 
 from .loader import load
 from .metrics import SCALAR_METRICS, EpisodeAccumulator, EpisodeResults
-from .runtime import ScenarioGame, game_config
+from .runtime import ScenarioGame, config_for, game_config
 from .spec import ScenarioSpec
 
 SEED_STRIDE = 1_000_000
@@ -84,16 +82,6 @@ def resolve_policy(policy, config):
     return pol
 
 
-def config_for_policy(spec, policy, config):
-    """The game config a trained policy expects: its checkpoint's observation settings
-    (relation in rows, identity salience) applied to the scenario's config."""
-    meta = getattr(policy, "meta", None) or {}
-    over = {k: meta[k] for k in ("relation_in_rows", "banner_scale") if k in meta}
-    if not over or all(getattr(config, k) == v for k, v in over.items()):
-        return config
-    return dataclasses.replace(config, **over)
-
-
 def replay_meta(game: ScenarioGame, world: int = 0, **extra) -> dict:
     """Replay metadata of one world: alliance names/tags/colours as that world shows them
     (diversity can swap identities per episode), players, the focal player, the objective."""
@@ -123,14 +111,12 @@ def _replay_path(record, spec: ScenarioSpec, seed: int) -> Path:
 
 def _setup(spec, policy, config):
     """(spec, policy object, config): a given config is used as is; otherwise the
-    scenario's, with a checkpoint's own observation settings applied."""
+    scenario's, with a checkpoint's own observation settings applied (``config_for``)."""
     spec = load(spec)
-    explicit = config is not None
-    config = config or game_config(spec)
-    policy = resolve_policy(policy, config)
-    if not explicit:
-        config = config_for_policy(spec, policy, config)
-    return spec, policy, config
+    if config is not None:
+        return spec, resolve_policy(policy, config), config
+    policy = resolve_policy(policy, game_config(spec))
+    return spec, policy, config_for(getattr(policy, "meta", None), spec)
 
 
 def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int = DEFAULT_BATCH, record=None,
@@ -320,9 +306,7 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
     check_output_path(json_out, "--json")
     check_output_path(record, "--record", "folder")
     try:
-        spec = load(scenario)
-        config = game_config(spec)
-        pol = resolve_policy(policy, config)
+        spec, pol, config = _setup(scenario, policy, None)  # a checkpoint's observation settings, not the scenario's
     except (ScenarioError, PolicyError) as e:
         fail(str(e))
     res = evaluate(spec, pol, episodes, list(seeds), batch_size=batch_size, record=record, config=config)

@@ -53,9 +53,29 @@ def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
     check_limits(spec, f"scenario {spec.name!r}")  # a spec built in Python skips the loader's checks
     m = spec.map
     kw = dict(n_players=len(spec.players), n_alliances=len(spec.alliances), n_villages=m.n_villages,
-              n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length)
+              n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length,
+              banner_scale=m.banner_scale)
     kw.update(overrides)
     return GameConfig(**kw)
+
+
+OBSERVATION_SETTINGS = ("relation_in_rows", "banner_scale")
+"""What a network's observations depend on beyond the sizes: recorded in every checkpoint's meta."""
+
+
+def with_observation_settings(spec: ScenarioSpec, meta: dict | None) -> ScenarioSpec:
+    """``spec`` with a checkpoint's observation settings (``meta["relation_in_rows"]``,
+    ``meta["banner_scale"]``) in its map: a network is evaluated as it was trained.
+    ``meta`` empty or None (scripted bots): the spec as it is."""
+    over = {k: type(getattr(spec.map, k))(meta[k]) for k in OBSERVATION_SETTINGS if (meta or {}).get(k) is not None}
+    if not over or all(getattr(spec.map, k) == v for k, v in over.items()):
+        return spec
+    return dataclasses.replace(spec, map=dataclasses.replace(spec.map, **over))
+
+
+def config_for(meta: dict | None, spec: ScenarioSpec) -> GameConfig:
+    """The game config under which a checkpoint (its ``meta``) is evaluated in ``spec``."""
+    return game_config(with_observation_settings(spec, meta))
 
 
 class ScenarioGame:
@@ -127,12 +147,16 @@ class ScenarioGame:
                     ident[b, holder[0]] = old
         return ident
 
-    def reset(self, seeds):
+    def reset(self, seeds, identity: np.ndarray | None = None):
+        """``identity``: int[B, A], which identity each alliance role wears in each world,
+        instead of the scenario's draw (the diagnostics dress roles up world by world)."""
         seeds = np.asarray(seeds, dtype=np.int64)
         if seeds.shape != (self.B,):
             raise ValueError(f"need {self.B} seeds, got shape {seeds.shape}")
         key = rng.seed_keys(seeds)
-        self.identity = self.draw_identities(key)
+        if identity is not None and np.shape(identity) != (self.B, len(self.spec.alliances)):
+            raise ValueError(f"identity must have shape {(self.B, len(self.spec.alliances))}, got {np.shape(identity)}")
+        self.identity = self.draw_identities(key) if identity is None else np.asarray(identity, np.int64).copy()
         layout = Layout(banners=self.banners[0 : len(self.spec.alliances)], relation=self.base_relation,
                         **self.layout_kw)
         s = init_state(self.config, layout, seeds)

@@ -43,11 +43,38 @@ class Identity:
         v = np.random.default_rng(seed).normal(size=dim)
         return v / np.linalg.norm(v)
 
+    def like(self, other: "Identity", cosine: float, dim: int) -> "Identity":
+        """This identity with a banner at cosine similarity ``cosine`` to ``other``'s (see ``banner_like``)."""
+        return Identity(self.name, self.tag, self.colour,
+                        tuple(float(x) for x in banner_like(other.banner_vector(dim), cosine, self.name)))
+
     def rgb(self) -> tuple[int, int, int]:
         if self.colour is not None:
             return tuple(int(c) for c in self.colour)
         h = hashlib.sha256(("colour:" + self.name).encode()).digest()
         return (60 + h[0] % 180, 60 + h[1] % 180, 60 + h[2] % 180)
+
+
+def banner_like(reference: np.ndarray, cosine: float, name: str) -> np.ndarray:
+    """A unit banner at cosine similarity ``cosine`` to ``reference``, deterministic from ``name``.
+
+    The part orthogonal to ``reference`` is the name's own hashed direction (as in
+    ``Identity.banner_vector``) with the reference removed, so two names asking for the same
+    similarity to the same identity get different banners, each at exactly that similarity."""
+    if not -1.0 <= cosine <= 1.0:
+        raise ValueError(f"banner cosine must lie in [-1, 1], got {cosine}")
+    ref = np.asarray(reference, np.float64)
+    ref = ref / np.linalg.norm(ref)
+    own = Identity(f"orthogonal:{name}").banner_vector(len(ref))
+    orth = own - (own @ ref) * ref
+    orth = orth / np.linalg.norm(orth)
+    return cosine * ref + np.sqrt(max(0.0, 1.0 - cosine**2)) * orth
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two banners."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 @dataclass(frozen=True)
@@ -106,8 +133,9 @@ class MapSpec:
     n_villages: int = 24
     n_barbarian: int = 4
     n_rows: int = 16
-    relation_in_rows: bool = True
+    relation_in_rows: bool = True  # each village row also carries its owner's relation (the focal view)
     episode_length: int = 150
+    banner_scale: float = 3.0  # magnitude of the identity features in observations (their salience)
 
 
 @dataclass(frozen=True)

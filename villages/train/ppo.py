@@ -49,7 +49,7 @@ from villages.policies.neural import (
     read_checkpoint,
     save_checkpoint,
 )
-from villages.scenarios import ScenarioGame, game_config, load
+from villages.scenarios import ScenarioGame, game_config, load, with_observation_settings
 from villages.scenarios.spec import OBJECTIVES
 from villages.validation import MAX_SEED, InputError, check_count, check_output_path, finite
 
@@ -67,9 +67,9 @@ def make_spec(args: ScenarioArgs):
         spec = dataclasses.replace(spec, objective=args.objective)
     if args.diversity is not None:
         spec = dataclasses.replace(spec, diversity=dataclasses.replace(spec.diversity, fraction=args.diversity))
-    if args.relation_in_rows is not None:
-        spec = dataclasses.replace(spec, map=dataclasses.replace(spec.map, relation_in_rows=args.relation_in_rows))
-    return spec
+    # the observation settings given on the command line override the scenario's ([map] in its TOML)
+    return with_observation_settings(spec, {"relation_in_rows": args.relation_in_rows,
+                                            "banner_scale": args.banner_scale})
 
 
 def check_scenario_args(args: ScenarioArgs) -> None:
@@ -80,10 +80,6 @@ def check_scenario_args(args: ScenarioArgs) -> None:
         raise InputError(f"--diversity: expected a number in [0, 1], got {args.diversity!r}")
     if args.banner_scale is not None and not (finite(args.banner_scale) and args.banner_scale >= 0):
         raise InputError(f"--banner-scale: expected a finite number >= 0, got {args.banner_scale!r}")
-
-
-def config_overrides(args: ScenarioArgs) -> dict:
-    return {} if args.banner_scale is None else {"banner_scale": args.banner_scale}
 
 
 def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
@@ -402,7 +398,7 @@ class _Shard:
     def __init__(self, args: Args, lo: int, hi: int):
         spec = make_spec(args)
         self.args, self.lo, self.hi = args, lo, hi
-        self.game = ScenarioGame(spec, hi - lo, config=game_config(spec, **config_overrides(args)))
+        self.game = ScenarioGame(spec, hi - lo, config=game_config(spec))
         self.F = len(self.game.focal)
 
     def attach(self, buf: dict, net: nn.Module) -> None:

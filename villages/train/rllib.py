@@ -167,10 +167,10 @@ def _logs_into(path: Path):
 
 def _spec_and_config(args):
     from villages.scenarios import game_config
-    from villages.train.ppo import config_overrides, make_spec
+    from villages.train.ppo import make_spec
 
     spec = make_spec(args)
-    return spec, game_config(spec, **config_overrides(args))
+    return spec, game_config(spec)
 
 
 def model_config(args, config) -> dict:
