@@ -157,6 +157,7 @@ def resumable_reference(tmp_path_factory):
     return args, out
 
 
+@pytest.mark.timeout(600)  # two trainings (killed, resumed) in subprocesses: slow on a loaded machine
 @pytest.mark.parametrize("kill_after_rows", [1, 5, 11])
 def test_killed_run_resumes_exactly(resumable_reference, tmp_path, kill_after_rows):
     """SIGKILL at some moment (before the first checkpoint; between checkpoints mid-episode; after an
