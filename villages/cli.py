@@ -8,7 +8,15 @@ from typing import Optional
 
 import typer
 
+from villages.experiments.salience import FRACTIONS as SALIENCE_FRACTIONS
+from villages.experiments.salience import SCALES as SALIENCE_SCALES
+from villages.experiments.sweep import FRACTIONS as SWEEP_FRACTIONS
 from villages.validation import InputError, check_count, check_output_path, parse_fractions, parse_ints
+
+
+def _listed(values) -> str:
+    """A default list option written as the user would type it (one source: the experiment's constant)."""
+    return ",".join(f"{v:g}" for v in values)
 
 SEEDS_HELP = "evaluation seeds: a list such as 0,1,2 or a range such as 0-9 (--seeds is such a list in every command)"
 
@@ -128,7 +136,7 @@ def demo(
 def sweep_diversity(
     out: Path = typer.Option(Path("runs/demo/sweep"), help="under the demo's folder, a re-run of `villages demo` "
                                                             "puts the sweep plot into its report"),
-    fractions: str = typer.Option("0,0.1,0.25,0.5,0.75,0.85,0.9,0.95,1"),
+    fractions: str = typer.Option(_listed(SWEEP_FRACTIONS)),
     n_seeds: int = typer.Option(3, help="training seeds per fraction (seeds 0 .. N-1)"),
     executor: str = typer.Option("local", help="where the (native) training runs go: local | ray (Ray Tune)"),
     address: Optional[str] = typer.Option(None, help="ray only: an existing Ray cluster"),
@@ -152,8 +160,8 @@ def sweep_diversity(
 @app.command("sweep-salience")
 def sweep_salience(
     out: Path = typer.Option(Path("runs/salience")),
-    scales: str = typer.Option("1,2,3", help="banner_scale values (the identity features' magnitude)"),
-    fractions: str = typer.Option("0,0.1,0.5,0.9", help="shares of training episodes with a randomized enemy"),
+    scales: str = typer.Option(_listed(SALIENCE_SCALES), help="banner_scale values (the identity features' magnitude)"),
+    fractions: str = typer.Option(_listed(SALIENCE_FRACTIONS), help="shares of training episodes with a randomized enemy"),
     n_seeds: int = typer.Option(3, help="training seeds per cell (seeds 0 .. N-1)"),
     steps: int = typer.Option(300_000, help="env-steps per training run"),
 ):
