@@ -73,11 +73,12 @@ def _feed(h, x) -> None:
         h.update(f"{type(x).__name__}:{x!r};".encode())
 
 
-def save_checkpoint(path, net: torch.nn.Module, meta: dict, extra: dict | None = None) -> None:
+def save_checkpoint(path, net: torch.nn.Module | dict, meta: dict, extra: dict | None = None) -> None:
     """Atomic write (temporary file, fsync, rename): a crash mid-save leaves the previous
-    checkpoint as it was and no partial file."""
-    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "meta": meta,
-            "model": net.state_dict(), **(extra or {})}
+    checkpoint as it was and no partial file. ``net``: a network, or a state dict of tensors
+    (the population trainer's stacked parameters)."""
+    model = net.state_dict() if isinstance(net, torch.nn.Module) else dict(net)
+    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "meta": meta, "model": model, **(extra or {})}
     blob["sha256"] = content_hash(blob)
     buffer = io.BytesIO()
     torch.save(blob, buffer)

@@ -47,13 +47,19 @@ class Tanh(nn.Module):
 
 
 class _SigmoidTanh(torch.autograd.Function):
-    """Forward through sigmoid; backward as tanh's own (grad * (1 - y^2)), which is cheap."""
+    """Forward through sigmoid; backward as tanh's own (grad * (1 - y^2)), which is cheap.
+    Written in the ``setup_context`` form with a generated vmap rule, so that the population
+    trainer can map the network over its members (``torch.func.vmap``) and compile it."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x):
-        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
+    def forward(x):
+        return torch.sigmoid(x * 2.0).mul(2.0).sub_(1.0)  # (sigmoid's own output is left intact for autograd)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, grad):

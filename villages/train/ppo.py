@@ -54,7 +54,7 @@ from villages.scenarios.spec import OBJECTIVES
 from villages.validation import MAX_SEED, InputError, check_count, check_output_path, finite
 
 from . import run_dir
-from .args import DEVICES, NativeArgs, ScenarioArgs
+from .args import DEVICES, NativeArgs, PPOArgs, ScenarioArgs
 
 
 Args = NativeArgs  # (the name the experiments and tests use)
@@ -369,23 +369,34 @@ def sample_gumbel(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     return (logp - torch.log(-torch.log(uniform.clamp(min=1e-12)))).argmax(-1)
 
 
+def ppo_terms(logits, value, mask, act, old_logp, ret, adv, clip_coef: float) -> torch.Tensor:
+    """The PPO terms of a set of samples as sums over them, a tensor [policy loss, value loss,
+    entropy, approx KL, clipped count]: the one definition both trainers (single-seed and
+    population) use. Pure tensor code, so it runs under ``torch.func.vmap`` and ``torch.compile``."""
+    logp_all, probs = log_policy(logits, mask, with_probs=True)
+    logratio = logp_all.gather(-1, act[:, None])[:, 0] - old_logp
+    ratio = logratio.exp()
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).sum()
+    v = 0.5 * ((value - ret) ** 2).sum()
+    ent = -(probs * logp_all).sum()
+    with torch.no_grad():
+        kl, clipped = ((ratio - 1) - logratio).sum(), ((ratio - 1.0).abs() > clip_coef).sum()
+    return torch.stack([pg, v, ent, kl, clipped.to(pg.dtype)])
+
+
+def ppo_objective(terms: torch.Tensor, args: PPOArgs) -> torch.Tensor:
+    """The loss PPO minimizes from ``ppo_terms``' sums (policy - entropy bonus + value)."""
+    return terms[0] - args.ent_coef * terms[2] + args.vf_coef * terms[1]
+
+
 def minibatch_loss(net, args: Args, data, mb: torch.Tensor, adv: torch.Tensor, denom: int):
     """PPO loss of the samples ``mb`` (normalized advantages ``adv``) as sums over them / ``denom``
     (the minibatch size), so that the gradients of a minibatch's parts add up to the minibatch's.
     Also returns float64 sums [policy loss, value loss, entropy, approx KL, clipped]."""
     b_obs, b_mask, b_act, b_logp, b_ret = data
     logits, value = net(b_obs[mb])
-    logp_all, probs = log_policy(logits, b_mask[mb], with_probs=True)
-    logratio = logp_all.gather(-1, b_act[mb][:, None])[:, 0] - b_logp[mb]
-    ratio = logratio.exp()
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).sum()
-    v = 0.5 * ((value - b_ret[mb]) ** 2).sum()
-    ent = -(probs * logp_all).sum()
-    loss = (pg - args.ent_coef * ent + args.vf_coef * v) / denom
-    with torch.no_grad():
-        stats = [pg, v, ent, ((ratio - 1) - logratio).sum(), ((ratio - 1.0).abs() > args.clip_coef).sum()]
-        stats = np.array([float(x) for x in stats])
-    return loss, stats
+    terms = ppo_terms(logits, value, b_mask[mb], b_act[mb], b_logp[mb], b_ret[mb], adv, args.clip_coef)
+    return ppo_objective(terms, args) / denom, terms.detach().double().cpu().numpy()
 
 
 # --- the worlds, stepped here and (optionally) in a helper process --------------------------
@@ -611,15 +622,21 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
             pass
 
 
-def _levy_counts(game: ScenarioGame) -> tuple[int, int]:
-    """(levies, all troops) of the focal army (home + away)."""
+def levy_per_world(game: ScenarioGame) -> tuple[np.ndarray, np.ndarray]:
+    """(levies, all troops) of the focal army (home + away), per world: int [B] each."""
     s = game.state
     f = game.focal
     owns = s.owner[:, None, :] == f[None, :, None]
     home = (s.troops[:, None] * owns[..., None]).sum(2)
     away = ((s.army_owner[:, None, :] == f[None, :, None]) & s.army_active[:, None, :])
-    troops = home + (s.army_troops[:, None] * away[..., None]).sum(2)
-    return int(troops[..., 0].sum()), int(troops.sum())
+    troops = home + (s.army_troops[:, None] * away[..., None]).sum(2)  # [B, focal, unit]
+    return troops[..., 0].sum(1), troops.sum((1, 2))
+
+
+def _levy_counts(game: ScenarioGame) -> tuple[int, int]:
+    """(levies, all troops) of the focal army (home + away), over all worlds."""
+    levy, total = levy_per_world(game)
+    return int(levy.sum()), int(total.sum())
 
 
 def _levy_share(game: ScenarioGame) -> float:
