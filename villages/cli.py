@@ -101,7 +101,12 @@ def compare(
                 [m.strip() for m in metrics.split(",") if m.strip()], json_out)
 
 
-def _run_training(backend: str, overrides: dict, out: Path, resume: bool) -> None:
+def _run_training(backend: str, overrides: dict, out: Path, resume: bool, population: dict | None = None) -> None:
+    if population is not None:
+        from villages.train.population import cli_train_population
+
+        return cli_train_population(overrides, out, parse_seeds(population["seeds"]), population["vectorize"],
+                                    population["compile"], resume=resume)
     if backend == "rllib":
         from villages.train.rllib import cli_train
     else:

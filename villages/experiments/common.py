@@ -75,6 +75,40 @@ def train_job(job: dict) -> dict:
     return result
 
 
+def population_job(job: dict) -> list[dict]:
+    """Train several agents as one population (``villages.train.population``; run in a worker
+    process). ``job``: ``args`` (NativeArgs fields shared by all), ``runs`` (per member: ``out``
+    and its scenario/objective/diversity/seed), ``out`` (the population's folder), ``compile``.
+    Returns ``train_job``'s result per member; a finished population is reused."""
+    from villages.train.ppo import Args
+    from villages.train.population import train_population
+
+    runs = [dict(r, out=str(Path(r["out"]).resolve())) for r in job["runs"]]
+    done = [Path(r["out"]) / "done.json" for r in runs]
+    if all(d.exists() and (d.parent / "final.pt").exists() for d in done):
+        return [json.loads(d.read_text()) for d in done]
+    out = Path(job["out"]).resolve()
+    t0 = time.perf_counter()
+    args = Args(progress=False, processes=1, **job["args"])
+    from tqdm.auto import tqdm
+
+    with tqdm(total=args.num_updates, desc=f"{out.name} ({len(runs)} agents)", unit="upd", leave=False,
+              position=job.get("position", 0) + 1) as bar:
+        train_population(args, runs, out, compile=job.get("compile", False), resume=(out / "population.pt").exists(),
+                         log=lambda *_: None, on_update=lambda done, total: bar.update(done - bar.n))
+    seconds = (time.perf_counter() - t0) / len(runs)  # (each member's share of the population's time)
+    results = []
+    for run, d in zip(runs, done):
+        rows = [json.loads(x) for x in (d.parent / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        last = next((r for r in reversed(rows) if "charts/episodic_return" in r), rows[-1] if rows else {})
+        member = dataclasses.replace(args, **{k: v for k, v in run.items() if k != "out"})
+        result = {"out": run["out"], "final": str(d.parent / "final.pt"), "seconds": seconds, "last": last,
+                  "args": dataclasses.asdict(member), "population": str(out)}
+        d.write_text(json.dumps(result))
+        results.append(result)
+    return results
+
+
 IDENTITY_PROBE = "identity-probe"
 """An agent's own training world with the enemy role wearing every identity of the diversity
 pool in turn (``diverse-training`` at fraction 1): in-distribution performance per identity."""

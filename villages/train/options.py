@@ -87,8 +87,10 @@ def _option(field: TrainerField):
 
 
 def make_train_command(run):
-    """A typer command function whose options are the trainer fields plus --backend, --out and
-    --resume; it calls ``run(backend, overrides, out, resume)`` with the options given."""
+    """A typer command function whose options are the trainer fields plus --backend, --out,
+    --resume and the population's --seeds/--vectorize/--compile; it calls
+    ``run(backend, overrides, out, resume, population)`` with the options given (``population``:
+    None, or those three)."""
     fields = trainer_fields()
     params = [
         inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, annotation=str,
@@ -97,6 +99,15 @@ def make_train_command(run):
                           default=typer.Option(Path("runs/train"), help="the run folder")),
         inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                           default=typer.Option(False, help="native only: resume from the last checkpoint in --out")),
+        inspect.Parameter("seeds", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                          default=typer.Option(None, help="native only: train these seeds (e.g. 0,1,2 or 0-9) as one "
+                                               "population in this process, each into <out>/seed<N>")),
+        inspect.Parameter("vectorize", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, help="with --seeds: map the network over the members "
+                                               "(torch.func.vmap; pays on a GPU) instead of a member loop")),
+        inspect.Parameter("compile", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, help="with --seeds: torch.compile the PPO loss once for all "
+                                               "members (pays on runs longer than its compile time)")),
     ]
     params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[f.type],
                                  default=_option(f)) for f in fields.values()]
@@ -104,6 +115,13 @@ def make_train_command(run):
     def train(**kw):
         """Train the assistant with PPO (every trainer setting is an option)."""
         backend, out, resume = kw.pop("backend"), kw.pop("out"), kw.pop("resume")
+        population = {k: kw.pop(k) for k in ("seeds", "vectorize", "compile")}
+        if population["seeds"] is None:
+            if population["vectorize"] or population["compile"]:
+                raise typer.BadParameter("--vectorize and --compile are settings of a population: give --seeds")
+            population = None
+        elif backend != "native":
+            raise typer.BadParameter("--seeds trains a population with the native trainer (--backend native)")
         if backend not in BACKENDS:
             raise typer.BadParameter(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         given = {k: v for k, v in kw.items() if v is not None}
@@ -116,7 +134,9 @@ def make_train_command(run):
                                          f"got {given[name]!r}")
         if resume and backend != "native":
             raise typer.BadParameter("--resume is for the native trainer; an RLlib run restarts from scratch")
-        run(backend, given, out, resume)
+        if population is not None and "seed" in given:
+            raise typer.BadParameter("give either --seed (one run) or --seeds (a population)")
+        run(backend, given, out, resume, population)
 
     train.__signature__ = inspect.Signature(params)
     return train

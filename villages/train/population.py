@@ -42,6 +42,7 @@ from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
 from villages.policies.neural import CheckpointError, build_net, read_checkpoint, save_checkpoint
 from villages.scenarios import ScenarioGame, game_config
+from villages.validation import MAX_SEED, InputError
 
 from . import run_dir
 from .args import NativeArgs
@@ -394,3 +395,34 @@ def _rs_state(r: np.random.RandomState) -> dict:
 def _save_state(path: Path, params: dict, args: NativeArgs, group: _Group, step: int, plan: dict, extra: dict):
     meta = dict(checkpoint_meta(args, group.game, step), plan=plan)
     save_checkpoint(path, {k: v.detach().cpu() for k, v in params.items()}, meta, extra)
+
+
+def cli_train_population(overrides: dict, out, seeds: list[int], vectorize: bool, compile: bool,
+                         resume: bool = False) -> None:
+    """``villages train --seeds ...``: the population of ``seeds`` (one member per seed, each into
+    ``<out>/seed<N>``) with the other options shared; a progress bar over updates."""
+    from tqdm.auto import tqdm
+
+    from villages.validation import check_count, check_output_path
+
+    out = Path(check_output_path(out, "--out", "folder"))
+    check_count(overrides.get("total_steps"), "--total-steps", 1)
+    for s in seeds:
+        check_count(s, "--seeds", 0, MAX_SEED)
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"--seeds: each seed once, got {seeds}")
+    args = NativeArgs(**overrides)
+    runs = [dict(seed=s, out=out / f"seed{s}") for s in seeds]
+    bar = tqdm(total=args.num_updates, desc=f"population of {len(seeds)}", unit="upd", disable=not args.progress)
+
+    def on_update(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    try:
+        finals = train_population(args, runs, out, vectorize=vectorize, compile=compile, resume=resume,
+                                  on_update=on_update)
+    finally:
+        bar.close()
+    for f in finals:
+        print(f"wrote {f}")
