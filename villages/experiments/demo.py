@@ -29,6 +29,7 @@ class DemoConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     workers: int = 2
     num_worlds: int = 128
+    learning_rate: float = 1e-3
     population: bool = True
     """train the agents as ``workers`` populations (``villages.train.population``), one per process;
     False: one training run per agent (the single-seed trainer)"""
@@ -49,14 +50,14 @@ def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
     # Parallel jobs each train in one process; a lone job uses the trainer's two-process mode.
     processes = 1 if cfg.workers > 1 else 2
     return [dict(scenario=scen, objective=obj, seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
-                 processes=processes, out=str(out / "agents" / f"{name}-seed{s}"))
+                 learning_rate=cfg.learning_rate, processes=processes, out=str(out / "agents" / f"{name}-seed{s}"))
             for name, (scen, obj) in AGENTS.items() for s in cfg.seeds]
 
 
 def plan_populations(cfg: DemoConfig, out: Path) -> list[dict]:
     """The agents of ``plan_training`` as ``cfg.workers`` populations (``population_job``), the seeds dealt
     out in turn so that every population holds all three kinds."""
-    shared = {"total_steps": cfg.steps, "num_worlds": cfg.num_worlds}
+    shared = {"total_steps": cfg.steps, "num_worlds": cfg.num_worlds, "learning_rate": cfg.learning_rate}
     jobs = []
     for k in range(max(1, min(cfg.workers, len(cfg.seeds)))):
         seeds = cfg.seeds[k :: max(1, cfg.workers)]
