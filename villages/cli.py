@@ -168,7 +168,7 @@ def sweep_salience(
     scales: str = typer.Option(_listed(SALIENCE_SCALES), help="banner_scale values (the identity features' magnitude)"),
     fractions: str = typer.Option(_listed(SALIENCE_FRACTIONS), help="shares of training episodes with a randomized enemy"),
     n_seeds: int = typer.Option(3, help="training seeds per cell (seeds 0 .. N-1)"),
-    steps: int = typer.Option(300_000, help="env-steps per training run"),
+    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the demo's)"),
 ):
     """Retention at deployment over banner salience x randomized fraction (a heat map with per-cell CIs)."""
     from villages.experiments.salience import run_salience

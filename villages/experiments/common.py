@@ -109,6 +109,40 @@ def population_job(job: dict) -> list[dict]:
     return results
 
 
+def train_agents(jobs: list[dict], workers: int = 2, population: bool = True, desc: str = "train") -> list[dict]:
+    """Train ``train_job``-style jobs (``Args`` fields + ``out``): as populations (the default), the
+    jobs that share every setting but scenario/objective/diversity/seed dealt out over ``workers``
+    population processes; else one ``train_job`` per agent. Finished agents are reused.
+    Returns ``train_job``'s result per job, in order."""
+    if not population:
+        return run_parallel(train_job, jobs, workers, desc=desc)
+    from villages.train.population import MEMBER_FIELDS
+
+    results: list[dict | None] = [None] * len(jobs)
+    groups: dict[str, list[int]] = {}
+    for i, job in enumerate(jobs):
+        done = Path(job["out"]) / "done.json"
+        if done.exists() and (done.parent / "final.pt").exists():
+            results[i] = json.loads(done.read_text())
+            continue
+        shared = {k: v for k, v in job.items() if k not in MEMBER_FIELDS and k not in ("out", "processes")}
+        groups.setdefault(json.dumps(shared, sort_keys=True), []).append(i)
+    pops, where = [], []
+    for key, index in groups.items():
+        n = max(1, min(workers, len(index)))
+        for k in range(n):
+            part = index[k::n]
+            runs = [{f: jobs[i][f] for f in (*MEMBER_FIELDS, "out") if f in jobs[i]} for i in part]
+            first = Path(jobs[part[0]]["out"])
+            pops.append({"args": json.loads(key), "runs": runs, "position": len(pops),
+                         "out": str(first.parent / f"population-{first.name}")})
+            where.append(part)
+    for part, res in zip(where, run_parallel(population_job, pops, workers, desc=desc) if pops else []):
+        for i, r in zip(part, res):
+            results[i] = r
+    return results
+
+
 IDENTITY_PROBE = "identity-probe"
 """An agent's own training world with the enemy role wearing every identity of the diversity
 pool in turn (``diverse-training`` at fraction 1): in-distribution performance per identity."""

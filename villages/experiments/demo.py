@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .common import (BOTS, CONTROL, DEPLOY, IDENTITY_PROBE, OUTER, REMNANTS, baseline_job, diagnose_job, eval_job,
-                     identity_probe_job, population_job, run_parallel, train_job)
+                     identity_probe_job, run_parallel, train_agents)
 
 
 @dataclass(frozen=True)
@@ -48,23 +48,10 @@ AGENTS = {  # name -> (scenario, objective)
 
 def plan_training(cfg: DemoConfig, out: Path) -> list[dict]:
     # Parallel jobs each train in one process; a lone job uses the trainer's two-process mode.
-    processes = 1 if cfg.workers > 1 else 2
+    processes = 1 if cfg.workers > 1 or cfg.population else 2
     return [dict(scenario=scen, objective=obj, seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
                  learning_rate=cfg.learning_rate, processes=processes, out=str(out / "agents" / f"{name}-seed{s}"))
             for name, (scen, obj) in AGENTS.items() for s in cfg.seeds]
-
-
-def plan_populations(cfg: DemoConfig, out: Path) -> list[dict]:
-    """The agents of ``plan_training`` as ``cfg.workers`` populations (``population_job``), the seeds dealt
-    out in turn so that every population holds all three kinds."""
-    shared = {"total_steps": cfg.steps, "num_worlds": cfg.num_worlds, "learning_rate": cfg.learning_rate}
-    jobs = []
-    for k in range(max(1, min(cfg.workers, len(cfg.seeds)))):
-        seeds = cfg.seeds[k :: max(1, cfg.workers)]
-        runs = [dict(scenario=scen, objective=obj, seed=s, out=str(out / "agents" / f"{name}-seed{s}"))
-                for name, (scen, obj) in AGENTS.items() for s in seeds]
-        jobs.append({"args": shared, "runs": runs, "out": str(out / "agents" / f"population{k}"), "position": k})
-    return jobs
 
 
 def plan_evaluation(cfg: DemoConfig, out: Path, replay_dir: Path) -> list[dict]:
@@ -102,15 +89,10 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False, n_seeds: int = 
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_config.json").write_text(json.dumps({**cfg.__dict__, "quick": quick}, indent=1))
     t0 = time.perf_counter()
-    if cfg.population:
-        pops = plan_populations(cfg, out)
-        n_agents = sum(len(p["runs"]) for p in pops)
-        log(f"training {n_agents} agents ({cfg.steps:,} env-steps each) as {len(pops)} populations, one per process ...")
-        train_results = [r for rs in run_parallel(population_job, pops, cfg.workers, desc="train") for r in rs]
-    else:
-        train_jobs = plan_training(cfg, out)
-        log(f"training {len(train_jobs)} agents ({cfg.steps:,} env-steps each, {cfg.workers} processes) ...")
-        train_results = run_parallel(train_job, train_jobs, cfg.workers, desc="train")
+    train_jobs = plan_training(cfg, out)
+    how = f"as {cfg.workers} populations, one per process" if cfg.population else f"{cfg.workers} processes"
+    log(f"training {len(train_jobs)} agents ({cfg.steps:,} env-steps each, {how}) ...")
+    train_results = train_agents(train_jobs, cfg.workers, population=cfg.population)
     t_train = time.perf_counter() - t0
     replay_dir = out / "replays"
     eval_jobs = plan_evaluation(cfg, out, replay_dir)

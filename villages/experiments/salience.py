@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .common import (CONTROL, DEPLOY, baseline_job, classify, eval_job, load_summary, metric, nanmean,
-                     pooled_retention, run_parallel, train_job)
+                     pooled_retention, run_parallel, train_agents)
+from .demo import DemoConfig
 
 SCALES = (1.0, 2.0, 3.0)
 FRACTIONS = (0.0, 0.1, 0.5, 0.9)
@@ -27,15 +28,18 @@ def _name(scale: float, fraction: float, seed: int) -> str:
     return f"b{scale:g}-f{fraction:g}-seed{seed}".replace(".", "p")
 
 
-def run_salience(out=Path("runs/salience"), scales=SCALES, fractions=FRACTIONS, n_seeds: int = 3, steps: int = 300_000,
-                 episodes: int = 64, workers: int = 2, log=print) -> dict:
+def run_salience(out=Path("runs/salience"), scales=SCALES, fractions=FRACTIONS, n_seeds: int = 3,
+                 steps: int | None = None, episodes: int = 64, workers: int = 2, log=print) -> dict:
     out = Path(out).resolve()
     t0 = time.perf_counter()
+    demo = DemoConfig()  # the demo's training settings
+    steps = steps or demo.steps
     jobs = [dict(scenario="diverse-training", objective="villages", diversity=float(f), banner_scale=float(b), seed=s,
-                 total_steps=steps, num_worlds=128, processes=1, out=str(out / "agents" / _name(b, f, s)))
+                 total_steps=steps, num_worlds=demo.num_worlds, learning_rate=demo.learning_rate, processes=1,
+                 out=str(out / "agents" / _name(b, f, s)))
             for b in scales for f in fractions for s in range(n_seeds)]
     log(f"training {len(jobs)} agents ({len(scales)} saliences x {len(fractions)} fractions x {n_seeds} seeds) ...")
-    run_parallel(train_job, jobs, workers, desc="train")
+    train_agents(jobs, workers)
     evals = [dict(policy=str(Path(j["out"]) / "final.pt"), scenario=scen, episodes=episodes,
                   out=str(out / "eval" / f"{Path(j['out']).name}__{scen}.json"), scale=j["banner_scale"],
                   fraction=j["diversity"], seed=j["seed"]) for j in jobs for scen in (CONTROL, DEPLOY)]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, classify, deployment_enemies,
                      enemy_attacks_by_identity, enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean,
-                     pooled_retention, rate, run_parallel, train_job, training_support, verdicts_by_threshold)
+                     pooled_retention, rate, run_parallel, train_agents, training_support, verdicts_by_threshold)
+from .demo import DemoConfig
 
 
 def reuse_agent(job: dict, folder: Path) -> bool:
@@ -61,16 +62,17 @@ FRACTIONS = (0, 0.1, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95, 1.0)
 
 def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
               backend: str = "local", address=None, steps=None, episodes: int = 64, workers: int = 2,
-              num_worlds: int = 128, reuse=None, log=print) -> dict:
+              num_worlds: int | None = None, reuse=None, log=print) -> dict:
     """``reuse``: a folder of finished agents (e.g. ``runs/demo/agents``); a sweep job whose training
     settings equal one of them (``diverse-training`` at 0% is ``training``, at 100% the demo's
     ``diverse`` agents) takes its result instead of training again."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = steps or 300_000
+    demo = DemoConfig()  # the demo's training settings, so that its agents can be reused at 0% and 100%
+    steps, num_worlds = steps or demo.steps, num_worlds or demo.num_worlds
     t0 = time.perf_counter()
     jobs = [dict(scenario="diverse-training", objective="villages", diversity=float(f), seed=s, total_steps=steps,
-                 num_worlds=num_worlds, processes=1 if workers > 1 or backend == "ray" else 2,
+                 num_worlds=num_worlds, learning_rate=demo.learning_rate, processes=1,
                  out=str(out / "agents" / f"{_tag(f)}-seed{s}"))
             for f in fractions for s in range(n_seeds)]
     if reuse is not None:
@@ -87,7 +89,7 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
             raise RuntimeError(f"{len(failed)} of {len(results)} Ray trials failed; first: {failed[0]['name']}: "
                                f"{failed[0]['error']}")
     elif backend == "local":
-        run_parallel(train_job, jobs, workers, desc="train")
+        train_agents(jobs, workers)
     else:
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     base_job = baseline_job(out, episodes)

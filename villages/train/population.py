@@ -45,19 +45,20 @@ from villages.scenarios import ScenarioGame, game_config
 from villages.validation import MAX_SEED, InputError
 
 from . import run_dir
-from .args import NativeArgs
+from .args import NativeArgs, ScenarioArgs
 from .ppo import (checkpoint_meta, levy_per_world, log_policy, make_spec, plot_curve, ppo_objective, ppo_terms,
                   resolve_device, sample_gumbel)
 
 STATE_FILE = "population.pt"
-MEMBER_FIELDS = ("scenario", "objective", "diversity", "seed")
-"""What may differ between members; every other ``NativeArgs`` field is the population's."""
+MEMBER_FIELDS = tuple(f.name for f in dataclasses.fields(ScenarioArgs))
+"""What may differ between members (what is trained where: scenario, objective, diversity, observation
+settings, seed); every other ``NativeArgs`` field (network, PPO, budget) is the population's."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """One member: the single trainer's ``args`` (its scenario, objective, diversity and seed)
-    and the folder its files go to."""
+    """One member: the single trainer's ``args`` (its ``MEMBER_FIELDS`` are its own) and the folder
+    its files go to."""
 
     args: NativeArgs
     out: Path
