@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from villages.scenarios import game_config, load
@@ -199,3 +200,25 @@ def test_rllib_own_pettingzoo_wrapper_with_its_action_masking_module(ray_local):
     results = example.main(["--scenario", "inner-misalignment", "--max-cycles", "8", "--iterations", "1",
                             "--batch", "160"])
     assert len(results) == 1 and results[0].get("num_env_steps_sampled_lifetime", 0) >= 16, results
+
+
+def test_tune_trials_of_populations(ray_local, tmp_path):
+    """Each Tune trial trains a population; its members come home to agents/<name> as the local
+    backend leaves them, equal to the single-seed trainer; a finished grid is reused."""
+    from villages.experiments.ray_sweep import run_populations_on_ray
+    from villages.policies.neural import read_checkpoint
+    from villages.train.ppo import Args, train
+
+    shared = dict(total_steps=512, num_worlds=16, num_steps=16, tensorboard=False)
+    pops = [{"args": shared, "runs": [dict(seed=s, diversity=f, scenario="diverse-training", name=f"f{f}-s{s}")
+                                      for s in (0, 1)]} for f in (0.0, 1.0)]
+    res = run_populations_on_ray(pops, tmp_path / "agents", verbose=0)
+    assert [r["name"] for r in res] == ["f0.0-s0", "f0.0-s1", "f1.0-s0", "f1.0-s1"]
+    for r in res:
+        assert r["error"] is None and r["final"] == str(tmp_path / "agents" / r["name"] / "final.pt")
+    single = train(Args(seed=1, diversity=1.0, scenario="diverse-training", progress=False, processes=1, **shared),
+                   tmp_path / "single", log=lambda *_: None)
+    a, b = read_checkpoint(single)["model"], read_checkpoint(res[3]["final"])["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = run_populations_on_ray(pops, tmp_path / "agents", verbose=0)
+    assert [r["final"] for r in again] == [r["final"] for r in res]

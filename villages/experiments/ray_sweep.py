@@ -6,7 +6,8 @@
     res[0]["final"], res[0]["last"]     # path of final.pt, last metrics row (with episode stats)
 
 Every config is one trial: ``villages.train.ppo.train(Args(**config), out_dir / name)``
-(``progress`` off). ``villages sweep-diversity --executor ray`` aggregates the results
+(``progress`` off). ``run_populations_on_ray`` makes each trial a population of members
+(``villages.train.population``): fewer, longer trials, each one process per core. ``villages sweep-diversity --executor ray`` aggregates the results
 into the same report as the local backend. A trial whose ``done.json`` and ``final.pt``
 already exist is reused without running (resumable sweeps, like the local backend); a
 trial with a ``checkpoint.pt`` resumes from it.
@@ -36,6 +37,62 @@ def native_train(cfg: dict, trial_dir: Path) -> Path:
     cfg = {"progress": False, **cfg}
     resume = (trial_dir / "checkpoint.pt").exists()
     return train(Args(**cfg), trial_dir, resume=resume, log=lambda *_: None)
+
+
+def population_train(cfg: dict, trial_dir: Path) -> Path:
+    """A ``train_fn`` whose trial trains a population (``villages.train.population``): ``cfg`` is
+    ``{"args": shared Args fields, "runs": [member fields + "name"]}``; each member goes into
+    ``trial_dir / name`` with its ``done.json`` (``run_populations_on_ray`` brings them home)."""
+    from villages.train.population import STATE_FILE, train_population
+    from villages.train.ppo import Args
+
+    trial_dir = Path(trial_dir)
+    runs = [dict({k: v for k, v in r.items() if k != "name"}, out=trial_dir / r["name"]) for r in cfg["runs"]]
+    args = Args(**{"progress": False, **cfg["args"], "processes": 1})
+    t0 = time.perf_counter()
+    finals = train_population(args, runs, trial_dir, resume=(trial_dir / STATE_FILE).exists(), log=lambda *_: None)
+    for run, final in zip(cfg["runs"], finals):
+        member = {k: v for k, v in run.items() if k != "name"}
+        (final.parent / "done.json").write_text(json.dumps(
+            {"name": run["name"], "final": str(final), "seconds": (time.perf_counter() - t0) / len(finals),
+             "last": _last_row(final.parent / "metrics.jsonl"), "args": {**cfg["args"], **member}}, default=str))
+    return trial_dir / STATE_FILE
+
+
+def run_populations_on_ray(populations: list[dict], out_dir, names: list[str] | None = None, **kw) -> list[dict]:
+    """Run each population (``{"args": shared Args fields, "runs": [member fields + "name"]}``) as one
+    Ray Tune trial (``population_train``), and bring every member home to ``out_dir / name``, as the
+    local backend leaves it. Returns one result per member (``train_job``'s keys, ``error``), in order."""
+    import shutil
+
+    out_dir = Path(out_dir).resolve()
+    names = names or [f"population-{p['runs'][0]['name']}" for p in populations]
+    members: list[dict] = []
+    todo, todo_names = [], []
+    for pop, name in zip(populations, names):
+        done = [out_dir / r["name"] / "done.json" for r in pop["runs"]]
+        if all(d.exists() and (d.parent / "final.pt").exists() for d in done):
+            continue
+        todo.append(pop)
+        todo_names.append(name)
+    trials = run_grid_on_ray(todo, out_dir, train_fn=population_train, names=todo_names, **kw) if todo else []
+    errors = {name: t.get("error") for name, t in zip(todo_names, trials)}
+    for pop, name in zip(populations, names):
+        for r in pop["runs"]:
+            home = out_dir / r["name"]
+            away = out_dir / name / r["name"]
+            if errors.get(name) is None and away.is_dir() and not (home / "done.json").exists():
+                shutil.rmtree(home, ignore_errors=True)
+                shutil.copytree(away, home)
+                res = json.loads((home / "done.json").read_text())
+                (home / "done.json").write_text(json.dumps(dict(res, out=str(home), final=str(home / "final.pt"))))
+            if (home / "done.json").exists():
+                members.append(dict(json.loads((home / "done.json").read_text()), out=str(home),
+                                    final=str(home / "final.pt"), error=None))
+            else:
+                members.append({"name": r["name"], "out": str(home), "final": None, "error": errors.get(name) or
+                                "the population trial left no result for this member"})
+    return members
 
 
 def _last_row(metrics_path: Path) -> dict:
@@ -98,9 +155,9 @@ def run_grid_on_ray(configs: list[dict], out_dir, address: str | None = None, tr
     todo = []
     for i, (name, cfg) in enumerate(zip(names, configs)):
         d = out_dir / name
-        if (d / "done.json").exists() and (d / "final.pt").exists():  # finished earlier: reuse
-            results[i] = dict(json.loads((d / "done.json").read_text()), out=str(d), final=str(d / "final.pt"),
-                              error=None, reused=True)
+        done = json.loads((d / "done.json").read_text()) if (d / "done.json").exists() else None
+        if done and (d / Path(done["final"]).name).exists():  # finished earlier: reuse
+            results[i] = dict(done, out=str(d), final=str(d / Path(done["final"]).name), error=None, reused=True)
         else:
             todo.append(i)
     if todo:
@@ -152,7 +209,8 @@ def _run_tune(configs, names, todo, out_dir, address, train_fn, cpus_per_trial, 
                 r.checkpoint.to_directory(str(local_dir))
                 res["last"] = _last_row(local_dir / "metrics.jsonl") or res.get("last", {})
                 (local_dir / "done.json").write_text(json.dumps(dict(res, out=str(local_dir),
-                                                                     final=str(local_dir / "final.pt")), default=str))
-            res.update(out=str(local_dir), final=str(local_dir / "final.pt"), error=None)
+                                                                     final=str(local_dir / Path(res["final"]).name)),
+                                                                default=str))
+            res.update(out=str(local_dir), final=str(local_dir / Path(res["final"]).name), error=None)
             out.append((i, res))
     return out

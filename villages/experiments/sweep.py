@@ -79,15 +79,22 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
         n = sum(reuse_agent(j, Path(reuse)) for j in jobs)
         log(f"reusing {n} finished agents trained with the same settings under {reuse}")
     log(f"training {len(jobs)} agents ({len(fractions)} fractions x {n_seeds} seeds, {steps:,} env-steps each) ...")
-    if backend == "ray":
-        from .ray_sweep import run_grid_on_ray
+    if backend == "ray":  # one Tune trial per fraction: its seeds as one population
+        from villages.train.population import MEMBER_FIELDS
 
-        results = run_grid_on_ray([{k: v for k, v in j.items() if k != "out"} for j in jobs], out / "agents",
-                                  address=address, names=[Path(j["out"]).name for j in jobs])
+        from .ray_sweep import run_populations_on_ray
+
+        pops = []
+        for f in fractions:
+            part = [j for j in jobs if j["diversity"] == float(f)]
+            shared = {k: v for k, v in part[0].items() if k not in MEMBER_FIELDS and k not in ("out", "processes")}
+            pops.append({"args": shared, "runs": [dict({k: j[k] for k in MEMBER_FIELDS if k in j},
+                                                      name=Path(j["out"]).name) for j in part]})
+        results = run_populations_on_ray(pops, out / "agents", address=address)
         failed = [r for r in results if r.get("error")]
         if failed:
-            raise RuntimeError(f"{len(failed)} of {len(results)} Ray trials failed; first: {failed[0]['name']}: "
-                               f"{failed[0]['error']}")
+            raise RuntimeError(f"{len(failed)} of {len(results)} agents of the Ray trials failed; first: "
+                               f"{failed[0]['name']}: {failed[0]['error']}")
     elif backend == "local":
         train_agents(jobs, workers)
     else:
