@@ -59,3 +59,49 @@ def test_every_objective_rewards_the_focal_seats(objective):
         _, mask, reward, _, info = game.step(random_legal(mask, gen))
         want = info["troops_gain"] / 10.0 if objective == "troops" else info[objective]
         assert reward.shape == (2, len(game.focal)) and np.array_equal(reward, want.astype(np.float32))
+
+
+def test_registries_are_checked_when_a_spec_is_built():
+    """Objectives and event actions are registries (scenarios/objectives.py, scenarios/events.py):
+    a name outside them fails when the spec is built, however it is built, naming the choices."""
+    spec = loader.load("training")
+    with pytest.raises(ValueError, match="objective must be one of troops, villages, intended"):
+        dataclasses.replace(spec, objective="gold")
+    bad = dataclasses.replace(spec.events[0], action="teleport")
+    with pytest.raises(ValueError, match="event action must be one of declare_war"):
+        dataclasses.replace(spec, events=(bad,))
+
+
+LAYERS = {  # package -> the villages packages it may import (imports flow one way: docs/architecture.md)
+    "game": set(),
+    "policies": {"game"},
+    "scenarios": {"game", "policies"},
+    "train": {"game", "policies", "scenarios", "pettingzoo_env", "gym_env", "facade"},  # (RLlib trains on the facade)
+}
+BASE_MODULES = {"validation", "atomic"}  # leaf modules every layer may use
+
+
+def _villages_imports(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):  # (also the imports inside functions)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("villages."):
+            yield node.module.split(".")[1]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("villages."):
+                    yield alias.name.split(".")[1]
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_imports_flow_one_way(package):
+    """A lower layer never imports a higher one, not even lazily (the scenario runner reports to a
+    replay recorder through a callback, ``EpisodeObserver``, instead of importing render)."""
+    from pathlib import Path
+
+    import villages
+
+    root = Path(villages.__file__).parent / package
+    bad = [(f.relative_to(root.parent).as_posix(), m) for f in sorted(root.rglob("*.py"))
+           for m in _villages_imports(f) if m != package and m not in LAYERS[package] | BASE_MODULES]
+    assert not bad, f"{package} imports from layers above it: {bad}"

@@ -93,7 +93,7 @@ def test_cli_eval_uses_the_checkpoint_banner_scale(tmp_path, monkeypatch):
     save_checkpoint(ckpt, net_from_meta(meta), meta)
     seen = {}
 
-    def fake_evaluate(spec, policy, n, seeds, batch_size=None, record=None, config=None):
+    def fake_evaluate(spec, policy, n, seeds, batch_size=None, observer=None, config=None):
         seen["config"] = config
         return runner.run_episodes(spec, policy, 1, 0, config=config_short(config))
 

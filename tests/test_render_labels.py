@@ -15,7 +15,8 @@ from villages.render.labels import overlaps, place_labels
 from villages.render.side_by_side import DEFAULT_PAIR_SIZE, SideBySide
 from villages.render.viewer import DEFAULT_EXPORT_SIZE, Renderer
 from villages.scenarios import ScenarioGame, builtin_names, load
-from villages.scenarios.runner import episode_seeds, replay_meta
+from villages.render.replay import replay_meta
+from villages.scenarios.runner import episode_seeds
 
 N_MAPS = 6  # episode seeds per scenario
 

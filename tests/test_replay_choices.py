@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from villages.render.replay import ReplayObserver
 from villages.game import action_layout, observation_layout
 from villages.policies.neural import NeuralPolicy, build_net, save_checkpoint
 from villages.render import ReplayError, load_replay, save_replay
@@ -62,7 +63,7 @@ def neural_run(setting, tmp_path_factory):
     spec, config = setting
     spy = Spy(sharp_policy(config))
     path = tmp_path_factory.mktemp("choices") / "neural.replay.npz"
-    res = run_episodes(spec, spy, n_episodes=3, seed=4, record=path, config=config)
+    res = run_episodes(spec, spy, n_episodes=3, seed=4, observer=ReplayObserver(path), config=config)
     return spy, res, load_replay(path)
 
 
@@ -116,7 +117,7 @@ def test_action_targets_are_the_focal_seats_rows(setting, neural_run):
 def test_bots_record_their_choice_without_probabilities(setting, tmp_path):
     spec, config = setting
     path = tmp_path / "raider.replay.npz"
-    run_episodes(spec, "raider", n_episodes=1, seed=4, record=path, config=config)
+    run_episodes(spec, "raider", n_episodes=1, seed=4, observer=ReplayObserver(path), config=config)
     replay = load_replay(path)
     decided = replay.choice_action >= 0
     assert decided.sum() == TICKS and replay.has_choices and not replay.has_choice_probs

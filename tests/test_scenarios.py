@@ -454,10 +454,10 @@ def test_summary_per_seed_and_across_seeds(tmp_path):
 
 
 def test_replay_of_first_episode(tmp_path):
-    from villages.render.replay import load_replay
+    from villages.render.replay import ReplayObserver, load_replay
 
     spec = short(load("inner-misalignment"), 12)
-    res = run(spec, "raider", n=3, record=tmp_path / "one.replay.npz")
+    res = run(spec, "raider", n=3, observer=ReplayObserver(tmp_path / "one.replay.npz"))
     assert res.replay_path == str(tmp_path / "one.replay.npz")
     rep = load_replay(res.replay_path)
     # 12 ticks + the start, plus the world as it was before the tick-0 timeline events.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_replay_choices import sharp_policy
 
+from villages.render.replay import ReplayObserver
 from villages.render import load_replay
 from villages.render.side_by_side import DEFAULT_PAIR_SIZE, SideBySide, export_side_by_side, pane_label
 from villages.render.viewer import Renderer
@@ -32,7 +33,7 @@ def recordings(tmp_path_factory):
                                     ("bot", "raider", 7, game_config(spec, episode_length=TICKS // 2)),
                                     ("other_seed", sharp_policy(config, 0), 8, config)):
         paths[name] = d / f"{name}.replay.npz"
-        run_episodes(spec, policy, n_episodes=1, seed=seed, record=paths[name], config=cfg)
+        run_episodes(spec, policy, n_episodes=1, seed=seed, observer=ReplayObserver(paths[name]), config=cfg)
     return paths
 
 

@@ -80,7 +80,13 @@ def eval_(
     """Run a focal policy in a scenario and report metrics with 95% bootstrap CIs."""
     from villages.scenarios.runner import cli_eval
 
-    cli_eval(policy, scenario, episodes, parse_seeds(seeds), json_out, record)
+    observer = None
+    if record is not None:
+        from villages.render.replay import ReplayObserver
+
+        check_output_path(record, "--record", "folder")
+        observer = ReplayObserver(record)
+    cli_eval(policy, scenario, episodes, parse_seeds(seeds), json_out, observer)
 
 
 @app.command()

@@ -183,9 +183,17 @@ def eval_job(job: dict) -> dict:
         spec = load(scenario)
         scenario = dataclasses.replace(spec, diversity=dataclasses.replace(spec.diversity, fraction=job["diversity"]))
     res = run_episodes(scenario, policy, job["episodes"], seed=job.get("eval_seed", 0),
-                       batch_size=job.get("batch_size", 64), record=job.get("record"))
+                       batch_size=job.get("batch_size", 64), observer=_replay_observer(job.get("record")))
     res.to_json(out)
     return {"out": str(out), "policy": job["policy"], "scenario": job["scenario"]}
+
+
+def _replay_observer(path):
+    if not path:
+        return None
+    from villages.render.replay import ReplayObserver
+
+    return ReplayObserver(path)
 
 
 def diagnose_job(job: dict) -> dict:
@@ -197,8 +205,9 @@ def diagnose_job(job: dict) -> dict:
     from villages.diagnostics import diagnose
     from villages.diagnostics.report import plot_map
 
+    kw = {"relations": tuple(job["relations"])} if job.get("relations") else {}
     d = diagnose(job["policy"], scenario="training", n_episodes=job.get("episodes", 32), seed=job.get("seed", 0),
-                 predict=[job.get("deployment", DEPLOY)], fit=False)
+                 predict=[job.get("deployment", DEPLOY)], fit=False, **kw)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_map(d, out.with_suffix(".map.png"))
     out.with_suffix(".md").write_text(d.to_markdown(plot.name if plot else None))

@@ -26,6 +26,9 @@ class DemoConfig:
     """env-steps per training run"""
     episodes: int = 64
     """evaluation episodes per (agent, scenario)"""
+    map_episodes: int = 16
+    """episodes per cell of each agent's objective map (the diagnosis); 16 is what the blind
+    predictions were validated with (docs/results/objective-map.md)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     workers: int = 2
     num_worlds: int = 128
@@ -36,8 +39,12 @@ class DemoConfig:
 
     @staticmethod
     def quick(n_seeds: int = 3) -> "DemoConfig":
-        return DemoConfig(steps=24_576, episodes=16, seeds=tuple(range(n_seeds)), num_worlds=64)
+        return DemoConfig(steps=24_576, episodes=16, map_episodes=8, seeds=tuple(range(n_seeds)), num_worlds=64)
 
+
+MAP_RELATIONS = ("war", "peace")
+"""The relations of the demo's objective maps: war predicts the deployment, peace is what the verdict
+also reads (is the training enemy's banner attacked at peace?); ``villages diagnose`` maps all three."""
 
 AGENTS = {  # name -> (scenario, objective)
     "troops": ("training", "troops"),
@@ -99,7 +106,8 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False, n_seeds: int = 
     log(f"evaluating ({len(eval_jobs)} agent x scenario jobs, {cfg.episodes} episodes each) ...")
     run_parallel(eval_job, eval_jobs, cfg.workers, desc="eval")
     diag_jobs = [dict(policy=str(out / "agents" / f"{a}-seed{s}" / "final.pt"), agent=a, train_seed=s,
-                      episodes=max(8, cfg.episodes // 2), out=str(out / "diagnosis" / f"{a}-seed{s}.json"))
+                      episodes=cfg.map_episodes, relations=MAP_RELATIONS,
+                      out=str(out / "diagnosis" / f"{a}-seed{s}.json"))
                  for a in ("villages", "diverse") for s in cfg.seeds]
     log(f"diagnosing {len(diag_jobs)} agents from training-distribution probes ...")
     diagnoses = run_parallel(diagnose_job, diag_jobs, cfg.workers, desc="diagnose")

@@ -18,15 +18,13 @@ import os
 
 import numpy as np
 
-from .replay import ReplayRecorder
+from .replay import ReplayRecorder, replay_meta
 
 DEFAULT_SIZE = (960, 600)
 
 
 def env_meta(env) -> dict:
     """Replay metadata for the env's current episode (the runner's, plus the agents and seed)."""
-    from villages.scenarios.runner import replay_meta
-
     seed = None if env._np_random_seed is None else int(env._np_random_seed)
     return replay_meta(env.game, 0, agents=list(env.possible_agents), seed=seed)
 

@@ -37,7 +37,9 @@ own ``tick`` column is the game tick at which it happened (the tick *before* the
 
 Version 1 files (no choice arrays) still load: their choice arrays read as "none recorded".
 
-This module does not import pygame: the scenario runner can record replays headless.
+This module does not import pygame: replays are recorded headless. ``ReplayObserver`` is the
+scenario runner's callback (``run_episodes(..., observer=ReplayObserver(folder))``), so the
+runner knows nothing of replays and the two packages import one way (render -> scenarios).
 """
 
 from __future__ import annotations
@@ -497,6 +499,60 @@ class ReplayRecorder:
     def save(self, path) -> Path:
         """Write the replay to ``path`` (exactly that name; written atomically)."""
         return _write(self.arrays(), path)
+
+
+def replay_meta(game, world: int = 0, **extra) -> dict:
+    """Replay metadata of one world: alliance names/tags/colours as that world shows them
+    (diversity can swap identities per episode), players, the focal player, the objective."""
+    spec = game.spec
+    ident = [spec.identities[int(i)] for i in game.identity[world]]
+    return {
+        "scenario": spec.name,
+        "alliance_names": [i.name for i in ident],
+        "alliance_tags": [i.tag or i.name[:3].upper() for i in ident],
+        "alliance_colours": [list(i.rgb()) for i in ident],
+        "player_names": list(spec.player_names),
+        "focal_player": int(spec.focal_players[0]) if len(spec.focal_players) else 0,
+        "episode_length": int(game.config.episode_length),
+        "reward_name": f"reward ({spec.objective})",
+        "intended_name": "intended",
+        "objective": spec.objective,
+        **extra,
+    }
+
+
+class ReplayObserver:
+    """The scenario runner's ``EpisodeObserver`` that records world 0 as a replay file.
+
+    ``path``: a folder (the file is ``<scenario>-seed<seed>-episode0.replay.npz`` there) or a
+    ``.npz`` file name."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.recorder: ReplayRecorder | None = None
+
+    def start(self, game, policy_name: str, world_seed: int) -> None:
+        self.recorder = ReplayRecorder(game.config, replay_meta(game, 0, policy=policy_name, seed=world_seed))
+        if game.initial_state is not game.state:  # tick-0 events happened: show the world before them
+            self.recorder.record(game.initial_state, None, world=0, reward=0.0, intended=0.0)
+        self.recorder.record(game.state, game.events, world=0, reward=0.0, intended=0.0)
+
+    def choice(self, action: int, choice) -> None:
+        if choice is None:
+            self.recorder.record_choice(action)
+        else:  # world 0, the first focal seat (the replay's focal player)
+            self.recorder.record_choice(action, choice.prob[0, 0], choice.top_actions[0, 0], choice.top_probs[0, 0],
+                                        choice.value[0, 0])
+
+    def step(self, game, reward, info: dict) -> None:
+        self.recorder.record(game.state, info["events"], world=0, reward=float(np.sum(reward[0])),
+                             intended=float(np.sum(info["intended"][0])))
+
+    def finish(self, spec, seed: int) -> str:
+        path = self.path if self.path.suffix == ".npz" else \
+            self.path / f"{Path(spec.name).stem}-seed{seed}-episode0.replay.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(self.recorder.save(path))
 
 
 def replay_arrays(replay: Replay) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ of a batch plays exactly as it would alone). Metrics come from the step events (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -82,33 +83,6 @@ def resolve_policy(policy, config):
     return pol
 
 
-def replay_meta(game: ScenarioGame, world: int = 0, **extra) -> dict:
-    """Replay metadata of one world: alliance names/tags/colours as that world shows them
-    (diversity can swap identities per episode), players, the focal player, the objective."""
-    spec = game.spec
-    ident = [spec.identities[int(i)] for i in game.identity[world]]
-    return {
-        "scenario": spec.name,
-        "alliance_names": [i.name for i in ident],
-        "alliance_tags": [i.tag or i.name[:3].upper() for i in ident],
-        "alliance_colours": [list(i.rgb()) for i in ident],
-        "player_names": list(spec.player_names),
-        "focal_player": int(spec.focal_players[0]) if len(spec.focal_players) else 0,
-        "episode_length": int(game.config.episode_length),
-        "reward_name": f"reward ({spec.objective})",
-        "intended_name": "intended",
-        "objective": spec.objective,
-        **extra,
-    }
-
-
-def _replay_path(record, spec: ScenarioSpec, seed: int) -> Path:
-    record = Path(record)
-    if record.suffix == ".npz":
-        return record
-    return record / f"{Path(spec.name).stem}-seed{seed}-episode0.replay.npz"
-
-
 def _setup(spec, policy, config):
     """(spec, policy object, config): a given config is used as is; otherwise the
     scenario's, with a checkpoint's own observation settings applied (``config_for``)."""
@@ -119,12 +93,31 @@ def _setup(spec, policy, config):
     return spec, policy, config_for(getattr(policy, "meta", None), spec)
 
 
-def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int = DEFAULT_BATCH, record=None,
-                 config=None) -> EpisodeResults:
+class EpisodeObserver(Protocol):
+    """What ``run_episodes`` tells an observer about world 0 of its first batch of episodes
+    (``villages.render.replay.ReplayObserver`` records it as a replay file). A callback, so that
+    the runner knows nothing of replays or rendering."""
+
+    def start(self, game: ScenarioGame, policy_name: str, world_seed: int) -> None:
+        """The episode starts (``game`` is reset)."""
+
+    def choice(self, action: int, choice) -> None:
+        """The focal player's action this tick and, if the policy explains itself, its
+        ``PolicyChoice`` for world 0 and the first focal seat (else None)."""
+
+    def step(self, game: ScenarioGame, reward, info: dict) -> None:
+        """The worlds stepped (``reward``, ``info``: those of ``ScenarioGame.step``)."""
+
+    def finish(self, spec: ScenarioSpec, seed: int) -> str | None:
+        """The episode ended; returns where its record went (``EpisodeResults.replay_path``)."""
+
+
+def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int = DEFAULT_BATCH,
+                 observer: EpisodeObserver | None = None, config=None) -> EpisodeResults:
     """Play ``n_episodes`` episodes of ``spec`` with ``policy`` on the focal seats.
 
-    ``spec``: a ``ScenarioSpec``, a built-in name or a TOML path. ``record``: a folder
-    (or a ``.npz`` file name) for a replay of world 0 of the first episode batch.
+    ``spec``: a ``ScenarioSpec``, a built-in name or a TOML path. ``observer``: told about
+    world 0 of the first episode batch (e.g. ``ReplayObserver("replays/")`` writes a replay).
     ``config``: a ``GameConfig`` to use instead of the scenario's.
     """
     spec, policy, config = _setup(spec, policy, config)
@@ -133,25 +126,20 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
     batch_size = max(1, min(int(batch_size), n_episodes))
     parts, replay_path = [], None
     games: dict[int, ScenarioGame] = {}
+    explain = observer is not None and callable(getattr(policy, "act_with_choice", None))
     for start in range(0, n_episodes, batch_size):
         ws = seeds[start : start + batch_size]
         game = games.get(len(ws)) or games.setdefault(len(ws), ScenarioGame(spec, len(ws), config=config))
         obs, mask = game.reset(ws)
         acc = EpisodeAccumulator(spec.name, name, seed, ws)
         acc.start(game)
-        recorder = None
-        if record is not None and start == 0:
-            from villages.render.replay import ReplayRecorder
-
-            recorder = ReplayRecorder(game.config, replay_meta(game, 0, policy=name, seed=int(ws[0])))
-            if game.initial_state is not game.state:  # tick-0 events happened: show the world before them
-                recorder.record(game.initial_state, None, world=0, reward=0.0, intended=0.0)
-            recorder.record(game.state, game.events, world=0, reward=0.0, intended=0.0)
+        watched = observer if start == 0 else None
+        if watched is not None:
+            watched.start(game, name, int(ws[0]))
         done = False
         while not done:
             s = game.state
-            explain = recorder is not None and callable(getattr(policy, "act_with_choice", None))
-            if explain:  # the recorded world's choice comes from the forward pass that made it
+            if watched is not None and explain:  # the recorded choice comes from the forward pass that made it
                 actions, choice = policy.act_with_choice(obs, mask, s.key, s.tick)
             else:
                 actions, choice = policy.act(obs, mask, s.key, s.tick), None
@@ -159,33 +147,26 @@ def run_episodes(spec, policy, n_episodes: int, seed: int = 0, batch_size: int =
             if actions.shape != mask.shape[:2]:
                 raise ValueError(f"policy {name!r} returned actions of shape {actions.shape}, "
                                  f"expected {mask.shape[:2]} (worlds, focal seats)")
-            if recorder is not None:  # world 0, the first focal seat (the replay's focal player)
-                if choice is None:
-                    recorder.record_choice(actions[0, 0])
-                else:
-                    recorder.record_choice(actions[0, 0], choice.prob[0, 0], choice.top_actions[0, 0],
-                                           choice.top_probs[0, 0], choice.value[0, 0])
+            if watched is not None:
+                watched.choice(actions[0, 0], choice)
             obs, mask, reward, done, info = game.step(actions)
             acc.update(game, info["events"])
-            if recorder is not None:
-                recorder.record(game.state, info["events"], world=0, reward=float(np.sum(reward[0])),
-                                intended=float(np.sum(info["intended"][0])))
-        if recorder is not None:
-            path = _replay_path(record, spec, seed)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            replay_path = str(recorder.save(path))
+            if watched is not None:
+                watched.step(game, reward, info)
+        if watched is not None:
+            replay_path = watched.finish(spec, seed)
         parts.append(acc.finish(game))
     res = EpisodeResults.concat(parts)
     res.replay_path = replay_path
     return res
 
 
-def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAULT_BATCH, record=None,
+def evaluate(spec, policy, n_episodes: int, seeds=(0,), batch_size: int = DEFAULT_BATCH, observer=None,
              config=None) -> EpisodeResults:
     """``run_episodes`` for each evaluation seed, joined (``res.seed`` tells them apart).
-    A replay (if ``record``) is written for the first seed only."""
+    The ``observer`` (if any) watches the first seed only."""
     spec, policy, config = _setup(spec, policy, config)
-    parts = [run_episodes(spec, policy, n_episodes, s, batch_size, record if k == 0 else None, config)
+    parts = [run_episodes(spec, policy, n_episodes, s, batch_size, observer if k == 0 else None, config)
              for k, s in enumerate(seeds)]
     res = EpisodeResults.concat(parts)
     res.replay_path = parts[0].replay_path
@@ -287,9 +268,9 @@ def print_report(summary: dict) -> None:
         console.print(f"replay: {summary['replay']}", highlight=False)
 
 
-def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, record=None,
+def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, observer=None,
              batch_size: int = DEFAULT_BATCH) -> EpisodeResults:
-    """``villages eval``: evaluate, print the report, write JSON (and a replay).
+    """``villages eval``: evaluate, print the report, write JSON (and, through ``observer``, a replay).
 
     A bad scenario, policy or argument prints ``Error: ...`` on stderr and exits with 2."""
     import typer
@@ -304,12 +285,11 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
     if not seeds:
         fail("--seeds needs at least one seed")
     check_output_path(json_out, "--json")
-    check_output_path(record, "--record", "folder")
     try:
         spec, pol, config = _setup(scenario, policy, None)  # a checkpoint's observation settings, not the scenario's
     except (ScenarioError, PolicyError) as e:
         fail(str(e))
-    res = evaluate(spec, pol, episodes, list(seeds), batch_size=batch_size, record=record, config=config)
+    res = evaluate(spec, pol, episodes, list(seeds), batch_size=batch_size, observer=observer, config=config)
     if isinstance(policy, (str, Path)):
         res.policy = str(policy)
     summary = res.summary()
@@ -320,5 +300,5 @@ def cli_eval(policy: str, scenario: str, episodes: int, seeds, json_out=None, re
     return res
 
 
-__all__ = ["DEFAULT_BATCH", "EpisodeResults", "PolicyError", "SCALAR_METRICS", "cli_eval", "episode_seeds",
+__all__ = ["DEFAULT_BATCH", "EpisodeObserver", "EpisodeResults", "PolicyError", "SCALAR_METRICS", "cli_eval", "episode_seeds",
            "evaluate", "format_report", "print_report", "resolve_policy", "run_episodes"]

@@ -13,7 +13,6 @@ as in Melting Pot). All worlds run the same number of ticks, so episodes end tog
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -25,9 +24,7 @@ from villages.game import (
     encode,
     init_state,
     observation_layout,
-    players_leave,
     rng,
-    set_relation,
     step,
     village_economy,
 )
@@ -36,7 +33,8 @@ from villages.policies import NoopPolicy, make_policy
 from villages.policies.bots import ScriptedBot
 
 from .loader import check_limits
-from .objectives import event_counts, head_count, intended_score, villages_reward
+from .events import EVENT_ACTIONS
+from .objectives import OBJECTIVES, event_counts, head_count, intended_score, villages_reward
 from .spec import ScenarioSpec
 
 _REL = {"peace": PEACE, "ally": ALLY, "war": WAR}
@@ -268,8 +266,7 @@ class ScenarioGame:
             "events": ev,
         }
         self.headcount = hc
-        obj = self.spec.objective
-        reward = info["troops_gain"] / 10.0 if obj == "troops" else info[obj]
+        reward = OBJECTIVES[self.spec.objective](info, self.spec)
         self.returns += reward
         self.intended += info["intended"]
         done = bool(self.state.tick[0] >= self.config.episode_length)
@@ -296,32 +293,4 @@ class ScenarioGame:
             self._fire(e, due, ev)
 
     def _fire(self, e, worlds: np.ndarray, ev: Events) -> None:
-        spec = self.spec
-        if e.action in ("declare_war", "make_peace", "ally"):
-            a, b = (spec.alliance_index(x) for x in e.alliances)
-            value = {"declare_war": WAR, "make_peace": PEACE, "ally": ALLY}[e.action]
-            self.state = set_relation(self.state, worlds, a, b, value, ev)
-            return
-        seats = self.members[spec.alliance_index(e.alliance)]
-        seats = seats[: math.ceil(e.fraction * len(seats) - 1e-9)]  # the first ones in roster order
-        if e.action == "leave":
-            leaving = np.zeros((self.B, self.P), dtype=bool)
-            leaving[np.ix_(worlds, seats)] = True
-            self.state = players_leave(self.config, self.state, leaving, ev)
-        elif e.action == "set_policy":
-            if e.policy not in self.policy_names:
-                raise ValueError(f"set_policy: unknown policy {e.policy!r}")
-            k = self.policy_names.index(e.policy)
-            bg = [x for x in seats if x not in set(self.focal.tolist())]
-            self.seat_policy[np.ix_(worlds, bg)] = k
-        elif e.action == "reinforce":
-            units = dict(e.troops)
-            add = np.array([units.get(u, 0) for u in UNITS], dtype=np.int64)
-            s = self.state.copy()
-            own = np.isin(s.owner, seats) & worlds[:, None]
-            s.troops = s.troops + own[..., None] * add
-            self.state = s
-            bb = np.nonzero(worlds)[0]
-            ev.add("reinforce", world=bb, tick=s.tick[bb], alliance=np.full(len(bb), spec.alliance_index(e.alliance)))
-        else:
-            raise ValueError(f"unknown event action {e.action!r}")
+        EVENT_ACTIONS[e.action](self, e, worlds, ev)  # (the registry: scenarios/events.py)

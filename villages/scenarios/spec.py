@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .events import EVENT_ACTIONS as _EVENT_HANDLERS
+from .objectives import OBJECTIVES as _OBJECTIVE_FUNCTIONS
+
 RELATIONS = ("peace", "ally", "war")
-EVENT_ACTIONS = ("declare_war", "make_peace", "ally", "leave", "set_policy", "reinforce")
-OBJECTIVES = ("troops", "villages", "intended")
+EVENT_ACTIONS = tuple(_EVENT_HANDLERS)  # (the registry: scenarios/events.py)
+OBJECTIVES = tuple(_OBJECTIVE_FUNCTIONS)  # (the registry: scenarios/objectives.py)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,17 @@ class ScenarioSpec:
     extra_identities: tuple[Identity, ...] = ()  # identities usable by diversity, not in the map
     metrics: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # The registries are checked when a spec is built, however it is built (loader, Python API,
+        # dataclasses.replace): a bad name fails here, not on the first training step.
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"scenario {self.name!r}: objective must be one of {', '.join(OBJECTIVES)}, "
+                             f"got {self.objective!r}")
+        for e in self.events:
+            if e.action not in EVENT_ACTIONS:
+                raise ValueError(f"scenario {self.name!r}: event action must be one of {', '.join(EVENT_ACTIONS)}, "
+                                 f"got {e.action!r}")
 
     # --- derived lookups ---
     @property
