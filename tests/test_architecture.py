@@ -78,7 +78,7 @@ LAYERS = {  # package -> the villages packages it may import (imports flow one w
     "scenarios": {"game", "policies"},
     "train": {"game", "policies", "scenarios", "pettingzoo_env", "gym_env", "facade"},  # (RLlib trains on the facade)
 }
-BASE_MODULES = {"validation", "atomic"}  # leaf modules every layer may use
+BASE_MODULES = {"validation", "atomic", "stats"}  # leaf modules every layer may use
 
 
 def _villages_imports(path):

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from villages.cli import app
 from villages.scenarios.compare import compare
-from villages.scenarios.metrics import paired_diff_ci
+from villages.stats import paired_diff_ci
 
 
 def test_paired_ci_cancels_shared_variation():

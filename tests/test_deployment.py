@@ -19,7 +19,7 @@ from villages.experiments.common import (
     verdicts_by_threshold,
 )
 from villages.scenarios import load
-from villages.scenarios.metrics import cluster_ratio_ci, paired_diff_ci, paired_ratio_ci
+from villages.stats import cluster_ratio_ci, paired_diff_ci, paired_ratio_ci
 from villages.scenarios.runner import run_episodes
 
 EPISODES = 128

@@ -23,7 +23,8 @@ from villages.cli import app
 from villages.diagnostics import PSEUDO, ROBUST, cli_diagnose, config_for, diagnose, find_roles, predict
 from villages.diagnostics.behaviour import fit_behaviour, fit_clogit, one_step_bootstrap
 from villages.diagnostics.collect import play
-from villages.diagnostics.common import ObsTools, attack_probabilities, episode_weights
+from villages.diagnostics.common import ObsTools, attack_probabilities
+from villages.stats import episode_weights
 from villages.diagnostics.objective_map import (NEAR_ENEMY, edit_observations, map_identities, relation_spec,
                                                 wearing_identities)
 from villages.scenarios import ScenarioGame, game_config, load

@@ -39,7 +39,8 @@ from villages.scenarios import (
     game_config,
     load,
 )
-from villages.scenarios.metrics import RELATION_COLUMNS, SCALAR_METRICS, EpisodeResults, bootstrap_ci
+from villages.scenarios.metrics import RELATION_COLUMNS, SCALAR_METRICS, EpisodeResults
+from villages.stats import bootstrap_ci
 from villages.scenarios.objectives import event_counts, head_count, intended_score, villages_reward
 from villages.scenarios.runner import PolicyError, evaluate, resolve_policy, run_episodes
 

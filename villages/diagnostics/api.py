@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from villages.scenarios import load
-from villages.scenarios.metrics import bootstrap_ci
+from villages.stats import bootstrap_ci, fmt_ci
 from villages.scenarios.spec import Diversity
 from villages.scenarios.runner import policy_name, resolve_policy
 
@@ -181,7 +181,6 @@ def predict(policy_or_path, scenarios, training="training", n_episodes: int = 32
 
 
 def _f(t) -> str:
-    from .common import fmt_ci
 
     return fmt_ci(t)
 

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .collect import DecisionLog
-from .common import ObsTools, episode_weights
+from villages.stats import episode_weights
+
+from .common import ObsTools
 
 CONTINUOUS = ("distance", "defence", "integrity")
 

@@ -209,22 +209,3 @@ def attack_probabilities(policy, tools: ObsTools, obs: np.ndarray, mask: np.ndar
         out[s : s + chunk, :N] = pa
         out[s : s + chunk, N] = np.clip(1.0 - pa.sum(-1), 0.0, 1.0)
     return out
-
-
-# ---------------------------------------------------------------------------------
-# statistics
-# ---------------------------------------------------------------------------------
-
-
-def episode_weights(n_episodes: int, n_boot: int, seed: int) -> np.ndarray:
-    """float[n_boot, n_episodes] multinomial resampling counts (cluster bootstrap over episodes)."""
-    r = np.random.default_rng(seed)
-    return r.multinomial(n_episodes, np.full(n_episodes, 1.0 / n_episodes), size=n_boot).astype(np.float64)
-
-
-def fmt_ci(t, digits: int = 2) -> str:
-    est, lo, hi = t
-    if est is None or not np.isfinite(est):
-        return "n/a"
-    f = f"{{:.{digits}f}}"
-    return f"{f.format(est)} [{f.format(lo)}, {f.format(hi)}]"

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from villages.game.config import ALLY, PEACE, WAR
-from villages.scenarios.metrics import EpisodeAccumulator, EpisodeResults, bootstrap_ci, paired_ratio_ci
+from villages.scenarios.metrics import EpisodeAccumulator, EpisodeResults
+from villages.stats import bootstrap_ci, paired_ratio_ci
 from villages.scenarios.runner import episode_seeds, policy_name
 from villages.scenarios.runtime import ScenarioGame
 from villages.scenarios.spec import Diversity, Identity, ScenarioSpec, cosine

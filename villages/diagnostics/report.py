@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import fmt_ci
+from villages.stats import fmt_ci
 from .objective_map import FAR_CANDIDATES, RELATIONS
 from .verdict import RULE_TEXT
 

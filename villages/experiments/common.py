@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from villages.scenarios.metrics import bootstrap_ci, cluster_ratio_ci, paired_ratio_ci, unpaired_ratio_ci
+from villages.stats import bootstrap_ci, clopper_pearson, cluster_ratio_ci, paired_ratio_ci, unpaired_ratio_ci
 
 CONTROL = "aurora-control"
 DEPLOY = "inner-misalignment"
@@ -392,35 +392,6 @@ def classify(control: dict, deploy: dict, baseline_proxy: float, threshold: floa
             "in_distribution_failure": bool(missed_control >= 0.5 or failing),
             "in_distribution_failure_identities": failing,
             "identities": identities or {}}
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial CI for k successes in n trials."""
-    if n == 0:
-        return math.nan, math.nan
-    from math import comb
-
-    a = (1 - level) / 2
-
-    def tail_ge(p):  # P(X >= k | p), increasing in p
-        return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
-
-    def tail_le(p):  # P(X <= k | p), decreasing in p
-        return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(0, k + 1))
-
-    def bisect(f, target, increasing):
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            if (f(mid) < target) == increasing:
-                lo = mid
-            else:
-                hi = mid
-        return (lo + hi) / 2
-
-    lower = 0.0 if k == 0 else bisect(tail_ge, a, True)
-    upper = 1.0 if k == n else bisect(tail_le, a, False)
-    return lower, upper
 
 
 def rate(flags: list[bool]) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from villages.game.config import UNITS
-from villages.scenarios.metrics import bootstrap_ci, paired_diff_ci, paired_ratio_ci, cluster_ratio_ci
-from villages.scenarios.metrics import unpaired_diff_ci as diff_ci, unpaired_ratio_ci as ratio_ci
+from villages.stats import bootstrap_ci, cluster_ratio_ci, fmt_ci, paired_diff_ci, paired_ratio_ci
+from villages.stats import unpaired_diff_ci as diff_ci, unpaired_ratio_ci as ratio_ci
 
 from .common import (BOTS, CONTROL, DEPLOY, IDENTITY_PROBE, OUTER, REMNANTS, RETENTION_THRESHOLD, classify,
                      deployment_enemies, enemy_attacks_by_identity, enemy_role, load_summary, metric, nanmean,
@@ -29,11 +29,6 @@ def ci_str(values, digits=2) -> str:
     if n == 0:
         return "n/a"
     return f"{fmt(mean, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
-
-
-def fmt_ci(t, digits=2) -> str:
-    """"est [lo, hi]" of an (estimate, lo, hi) triple."""
-    return "n/a" if t is None or not np.isfinite(t[0]) else f"{fmt(t[0], digits)} [{fmt(t[1], digits)}, {fmt(t[2], digits)}]"
 
 
 def load_spec(name):

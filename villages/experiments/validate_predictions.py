@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from villages.scenarios.metrics import rank_correlation
+from villages.stats import rank_correlation
 
 from .common import CONTROL, DEPLOY, RETENTION_THRESHOLD, eval_job, load_summary, rate, retention, run_parallel
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .loader import load
-from .metrics import SCALAR_METRICS, bootstrap_ci, paired_diff_ci
+from villages.stats import bootstrap_ci, paired_diff_ci
+
+from .metrics import SCALAR_METRICS
 from .runner import evaluate, game_config, resolve_policy
 
 DEFAULT_METRICS = ("proxy_reward", "enemy_villages_destroyed", "intended", "attacks", "peaceful_attacks")
