@@ -16,14 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from villages.train.args import NativeArgs
+
 from .common import (BOTS, CONTROL, DEPLOY, IDENTITY_PROBE, OUTER, REMNANTS, baseline_job, diagnose_job, eval_job,
                      identity_probe_job, run_parallel, train_agents)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    steps: int = 300_000
-    """env-steps per training run"""
+    steps: int = NativeArgs.total_steps
+    """env-steps per training run (the native trainer's defaults: docs/results/budget.md)"""
     episodes: int = 64
     """evaluation episodes per (agent, scenario)"""
     map_episodes: int = 16
@@ -31,8 +33,8 @@ class DemoConfig:
     predictions were validated with (docs/results/objective-map.md)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     workers: int = 2
-    num_worlds: int = 128
-    learning_rate: float = 1e-3
+    num_worlds: int = NativeArgs.num_worlds
+    learning_rate: float = NativeArgs.learning_rate
     population: bool = True
     """train the agents as ``workers`` populations (``villages.train.population``), one per process;
     False: one training run per agent (the single-seed trainer)"""

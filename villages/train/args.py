@@ -43,8 +43,7 @@ class PPOArgs(ScenarioArgs):
     hidden: int = 64
     """width of the network's hidden layers"""
     learning_rate: float = 1e-3
-    """Adam learning rate at the start (see anneal_lr); 1e-3 reaches competence at the demo's 300k env-steps in the
-    escalating-war scenarios, where 5e-4 was still climbing (measured 2026-12-07)"""
+    """Adam learning rate at the start (see anneal_lr); the native trainer's default is its own (below)"""
     anneal_lr: bool = True
     """anneal the learning rate linearly to 0 over the run"""
     gamma: float = 0.99
@@ -65,10 +64,16 @@ class PPOArgs(ScenarioArgs):
 class NativeArgs(PPOArgs):
     """The native trainer's settings (``villages.train.ppo``)."""
 
-    total_steps: int = 600_000
-    """env-steps (one per world per tick); rounded down to whole updates of num_worlds x num_steps"""
-    num_worlds: int = 128
-    """worlds stepped together by the batched engine"""
+    learning_rate: float = 2e-3
+    """Adam learning rate at the start (see anneal_lr). 2e-3 with 64 worlds reaches, in 150k env-steps, the
+    competence and the deployment result that 1e-3 with 128 worlds reached in 300k (10 seeds each:
+    docs/results/budget.md)"""
+    total_steps: int = 150_000
+    """env-steps (one per world per tick); rounded down to whole updates of num_worlds x num_steps. 150k: the
+    demo's budget (docs/results/budget.md)"""
+    num_worlds: int = 64
+    """worlds stepped together by the batched engine (64 x 32 ticks per update: twice the updates per env-step
+    of 128 worlds, which is what made the shorter budget enough)"""
     num_steps: int = 32
     """rollout length per update"""
     num_minibatches: int = 4
