@@ -105,3 +105,43 @@ def test_imports_flow_one_way(package):
     bad = [(f.relative_to(root.parent).as_posix(), m) for f in sorted(root.rglob("*.py"))
            for m in _villages_imports(f) if m != package and m not in LAYERS[package] | BASE_MODULES]
     assert not bad, f"{package} imports from layers above it: {bad}"
+
+
+def test_recipe_new_scenario_event(monkeypatch):
+    """The scenario-event recipe: a handler in the EVENT_ACTIONS registry ("bounty": wood for the
+    alliance's players) is all it takes for a spec to use the action and for it to fire on schedule."""
+    from villages.scenarios import events as scenario_events
+    from villages.scenarios import spec as spec_module
+
+    fired = []
+
+    def bounty(game, e, worlds, ev):
+        s = game.state.copy()
+        own = np.isin(s.owner, scenario_events._seats(game, e)) & worlds[:, None]
+        s.resources = s.resources + own[..., None] * np.array([100, 0])
+        game.state = s
+        fired.append((int(s.tick[0]), int(worlds.sum())))
+
+    monkeypatch.setitem(scenario_events.EVENT_ACTIONS, "bounty", bounty)
+    base = loader.load("training")
+    event = spec_module.EventSpec(action="bounty", at=3, alliance="Aurora")
+    game = ScenarioGame(dataclasses.replace(base, events=base.events + (event,)), batch_size=2)
+    _, mask = game.reset(np.arange(2))
+    gen = np.random.default_rng(0)
+    for _ in range(6):
+        _, mask, *_ = game.step(random_legal(mask, gen))
+    assert fired == [(3, 2)]  # once, at its tick, in both worlds
+
+
+def test_recipe_new_unit_is_derived_from_units():
+    """The unit recipe's claim: every per-unit config array has one value per name in UNITS, and the
+    layouts' unit columns and train verbs are derived from UNITS (so adding a name there is enough)."""
+    from villages.game import GameConfig, action_layout, observation_layout
+    from villages.game.config import UNITS
+
+    cfg = GameConfig()
+    per_unit = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name.startswith("unit_")}
+    assert per_unit and all(len(v) == len(UNITS) for v in per_unit.values()), {k: len(v) for k, v in per_unit.items()}
+    L, O = action_layout(cfg), observation_layout(cfg)
+    assert [v for v in L.row_verbs if v.startswith("train_")] == [f"train_{u}" for u in UNITS]
+    assert [c for c in O.village if c.startswith("own_troops_")] == [f"own_troops_{u}" for u in UNITS]

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EVENT_ACTIONS as _EVENT_HANDLERS
-from .objectives import OBJECTIVES as _OBJECTIVE_FUNCTIONS
+from .events import EVENT_ACTIONS  # the registries (name -> function): every check reads them as they are
+from .objectives import OBJECTIVES
 
 RELATIONS = ("peace", "ally", "war")
-EVENT_ACTIONS = tuple(_EVENT_HANDLERS)  # (the registry: scenarios/events.py)
-OBJECTIVES = tuple(_OBJECTIVE_FUNCTIONS)  # (the registry: scenarios/objectives.py)
 
 
 @dataclass(frozen=True)
