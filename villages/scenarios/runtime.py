@@ -130,19 +130,25 @@ class ScenarioGame:
     def draw_identities(self, key: np.ndarray) -> np.ndarray:
         """identity[B, A]: which identity each alliance role wears in each world."""
         A = len(self.spec.alliances)
-        ident = np.broadcast_to(np.arange(A), (len(key), A)).copy()
         d = self.spec.diversity
-        if d.fraction > 0 and d.role is not None:
-            role = self.spec.alliance_index(d.role)
-            pool = np.array([self.spec.identity_index(n) for n in d.pool])
-            flip = rng.uniform(key, 31) < d.fraction
-            pick = pool[np.minimum((rng.uniform(key, 32) * len(pool)).astype(int), len(pool) - 1)]
-            for b in np.nonzero(flip)[0]:  # once per episode start, not in the step
-                old = ident[b, role]
-                holder = np.nonzero(ident[b] == pick[b])[0]
-                ident[b, role] = pick[b]
-                if len(holder):
-                    ident[b, holder[0]] = old
+        if not (d.fraction > 0 and d.role is not None):
+            return np.broadcast_to(np.arange(A), (len(key), A)).copy()
+        role = self.spec.alliance_index(d.role)
+        pool = np.array([self.spec.identity_index(n) for n in d.pool])
+        flip = rng.uniform(key, 31) < d.fraction
+        pick = pool[np.minimum((rng.uniform(key, 32) * len(pool)).astype(int), len(pool) - 1)]
+        return self.wearing(role, np.where(flip, pick, role))
+
+    def wearing(self, role: int, worn: np.ndarray) -> np.ndarray:
+        """identity[B, A] when alliance ``role`` wears identity ``worn[b]`` in world b: whoever wore
+        that identity takes the role's own (a swap), so every world is one the observations can show."""
+        A = len(self.spec.alliances)
+        ident = np.broadcast_to(np.arange(A), (len(worn), A)).copy()
+        for b in np.nonzero(np.asarray(worn) != role)[0]:  # once per episode start, not in the step
+            holder = np.nonzero(ident[b] == worn[b])[0]
+            ident[b, role] = worn[b]
+            if len(holder):
+                ident[b, holder[0]] = role
         return ident
 
     def reset(self, seeds, identity: np.ndarray | None = None):

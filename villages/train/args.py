@@ -91,6 +91,20 @@ class NativeArgs(PPOArgs):
     """also write the charts/* and losses/* metrics as TensorBoard event files (under tb/ in the run folder)"""
     checkpoint_every: int = 20
     """updates between checkpoints"""
+    curriculum: str = "none"
+    """none (the scenario's own distribution) | dr | plr | sfl: each world's level (world seed and the identity the
+    scenario's diversity role wears) drawn by a sampler (villages/train/levels.py); needs a scenario with a
+    [diversity] role and pool, e.g. diverse-training, and runs the worlds in one process"""
+    level_budget: float = 0.1
+    """curriculum: share of newly generated levels whose enemy wears another identity (the disambiguating budget)"""
+    level_buffer: int = 256
+    """plr / sfl: levels kept for replay"""
+    replay_prob: float = 0.5
+    """plr / sfl: probability that a world replays a level from the buffer instead of a new one"""
+    level_temperature: float = 0.3
+    """plr / sfl: temperature of the rank prioritization of the buffer's scores"""
+    level_staleness: float = 0.3
+    """plr / sfl: weight of staleness (episodes since a level was last played) in the replay distribution"""
     progress: bool = True
     """show a progress bar"""
 

@@ -118,6 +118,9 @@ def train_population(args: NativeArgs, runs: list[dict], out: Path, vectorize: b
 def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, compile: bool, resume: bool,
            log, on_update) -> list[Path]:
     torch.set_num_threads(args.threads)
+    if args.curriculum != "none":
+        raise ValueError(f"curriculum {args.curriculum!r}: the population trainer plays each scenario's own "
+                         f"distribution; train curricula with the single-seed trainer (villages train --curriculum)")
     device = resolve_device(args.device)
     M, T = len(members), args.num_steps
     specs = [make_spec(m.args) for m in members]

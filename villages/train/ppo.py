@@ -41,6 +41,7 @@ from torch import nn
 
 from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
+from villages.game.config import WAR
 from villages.policies.neural import (
     CheckpointError,
     build_net,
@@ -55,6 +56,7 @@ from villages.validation import MAX_SEED, InputError, check_count, check_output_
 
 from . import run_dir
 from .args import DEVICES, NativeArgs, PPOArgs, ScenarioArgs
+from .levels import CURRICULA, LevelSpace, make_sampler
 
 
 Args = NativeArgs  # (the name the experiments and tests use)
@@ -91,13 +93,14 @@ def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
             "args": {k: v for k, v in dataclasses.asdict(args).items()}}
 
 
-def train(args: Args, out: Path, resume: bool = False, log=print) -> Path:
+def train(args: Args, out: Path, resume: bool = False, log=print, on_update=None) -> Path:
     """Train into ``out`` (locked while the run is live); ``resume``: continue the run there
-    from its last checkpoint, with the same ``args``."""
+    from its last checkpoint, with the same ``args``. ``on_update(update, num_updates)`` is called
+    after every update (and its checkpoint, if one is due)."""
     out = Path(out)
     with run_dir.lock(out):
         remove_stale_temps(out)
-        return _train(args, out, resume, log)
+        return _train(args, out, resume, log, on_update)
 
 
 def _numpy_rng_state() -> dict:
@@ -111,15 +114,20 @@ def _set_numpy_rng_state(state: dict) -> None:
                          state["cached_gaussian"]))
 
 
-def _train(args: Args, out: Path, resume: bool, log) -> Path:
+def _train(args: Args, out: Path, resume: bool, log, on_update=None) -> Path:
     torch.set_num_threads(args.threads)
     spec = make_spec(args)
     if args.processes not in (1, 2):
         raise ValueError(f"processes must be 1 or 2, got {args.processes}")
+    if args.curriculum not in CURRICULA:
+        raise InputError(f"--curriculum: expected one of {', '.join(CURRICULA)}, got {args.curriculum!r}")
+    if not 0 <= args.level_budget <= 1:
+        raise InputError(f"--level-budget: expected a number in [0, 1], got {args.level_budget!r}")
     B = args.num_worlds
     device = resolve_device(args.device)
-    # The helper process shares the CPU network's memory: with the update on a GPU there is none.
-    helped = args.processes == 2 and B >= 2 and device.type == "cpu"
+    # The helper process shares the CPU network's memory: with the update on a GPU there is none. A
+    # curriculum draws every world's level here (one sampler), so its worlds are all stepped here.
+    helped = args.processes == 2 and B >= 2 and device.type == "cpu" and args.curriculum == "none"
     if args.processes == 2 and device.type != "cpu":
         log(f"note: device {device}: the network is updated there and all worlds are stepped in this process")
     own = B // 2 if helped else B  # worlds played here; a helper process plays the rest
@@ -143,6 +151,7 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.learning_rate, eps=1e-5)
     start_update, global_step, episode = 0, 0, 0
     next_done, report, attacks = False, None, np.zeros(2)  # (what the loop carries across updates)
+    curriculum_state = None
     episode_actions = []  # focal actions of every tick of the current episode so far
     ckpt_path = out / "checkpoint.pt"
     given, defaults = dataclasses.asdict(args), dataclasses.asdict(Args())
@@ -165,6 +174,7 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
             report = blob.get("report")
             attacks = np.asarray(blob.get("attacks", [0.0, 0.0]), dtype=float).reshape(2)
             episode_actions = list(blob.get("episode_actions", []))
+            curriculum_state = blob.get("curriculum")
             if episode_actions and episode_actions[0].shape != (B * F,):
                 raise ValueError(f"episode actions of shape {tuple(episode_actions[0].shape)}, expected {(B * F,)}")
             if not 0 <= start_update <= args.num_updates:
@@ -215,9 +225,14 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
         data = (buf["obs"].reshape(-1, O.size), buf["mask"].reshape(-1, L.n_actions), buf["act"].reshape(-1),
                 buf["logp"].reshape(-1), buf["ret"].reshape(-1))
 
-        envs.reset(episode)
+        if curriculum_state is not None:
+            shard.load_curriculum(curriculum_state)
+        envs.reset(episode, resume=curriculum_state is not None)
         if episode_actions:  # rebuild the current episode's state: its seeds, then the same actions
             envs.replay(torch.stack(episode_actions))
+        if curriculum_state is not None:
+            shard.destroyed[:] = curriculum_state["destroyed"].numpy()
+        finished = []  # (rollout step, levels, success) of the curriculum's episodes that ended in this rollout
         next_obs = buf["next_obs"]
         next_done = torch.full((n,), float(next_done))
         # attacks: launched, of which on current enemies (this episode, all worlds)
@@ -245,6 +260,8 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
                 attacks += ep["attacks"]
                 episode_actions.append(buf["act"][t].clone())
                 if done:
+                    if "levels" in ep:
+                        finished.append((t, *ep["levels"]))
                     episode += 1  # the worlds were reset to this episode's seeds
                     report = {"charts/episodic_return": float(ep["returns"].mean()),
                               "charts/intended": float(ep["intended"].mean()),
@@ -268,6 +285,9 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
                     last = delta + args.gamma * args.gae_lambda * nonterminal * last
                     adv[t] = last
                 torch.add(adv, val_buf, out=buf["ret"])
+            if shard.sampler is not None:  # score the levels whose episodes ended (positive value loss, success)
+                shard.score_levels(adv, finished)
+                finished = []
 
             # --- PPO update: the helper (if any) computes the gradient of the second half of each minibatch ---
             b_adv = adv.reshape(-1).to(device)
@@ -304,6 +324,8 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
                    "losses/clipfrac": float(np.mean(clipfracs))}
             if report is not None:
                 row.update(report)
+            if shard.sampler is not None:
+                row.update(shard.sampler.stats())
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
             if writer is not None:
@@ -321,7 +343,10 @@ def _train(args: Args, out: Path, resume: bool, log) -> Path:
                                  "numpy_rng": _numpy_rng_state(), "update": update + 1, "episode": episode,
                                  "next_done": bool(next_done[0]), "report": report, "attacks": attacks.tolist(),
                                  "episode_actions": (torch.stack(episode_actions) if episode_actions
-                                                     else torch.zeros((0, n), dtype=torch.long))})
+                                                     else torch.zeros((0, n), dtype=torch.long)),
+                                 **({"curriculum": shard.curriculum_state()} if shard.sampler is not None else {})})
+            if on_update is not None:
+                on_update(update + 1, args.num_updates)
         if bar is not None:
             bar.close()
     finally:
@@ -411,6 +436,15 @@ class _Shard:
         self.args, self.lo, self.hi = args, lo, hi
         self.game = ScenarioGame(spec, hi - lo, config=game_config(spec))
         self.F = len(self.game.focal)
+        self.sampler = None  # the curriculum's level sampler, if any (it draws every world's level)
+        if args.curriculum != "none":
+            self.space = LevelSpace.of(spec, args.level_budget)
+            self.sampler = make_sampler(args.curriculum, self.space, args.seed * 7919 + 17, args.level_buffer,
+                                        args.replay_prob, args.level_temperature, args.level_staleness)
+            self.levels = None  # (seeds, worn, slot) of the episode being played
+            self.destroyed = np.zeros(hi - lo)  # enemy villages destroyed this episode, per world
+            self.enemy_villages = np.ones(hi - lo)
+            self.regret_sum, self.regret_n = np.zeros((hi - lo) * self.F), 0
 
     def attach(self, buf: dict, net: nn.Module) -> None:
         self.net, r = net, slice(self.lo * self.F, self.hi * self.F)
@@ -419,12 +453,51 @@ class _Shard:
         self.obs, self.mask = self.next_obs.numpy(), self.next_mask.numpy()
         self.reward = buf["reward"][r].numpy()
 
-    def reset(self, episode: int) -> None:
+    def reset(self, episode: int, resume: bool = False) -> None:
+        """Reset the worlds to episode ``episode``'s levels: the seeds of the formula below, or with a
+        curriculum the levels its sampler draws (``resume``: the levels of the checkpoint's episode)."""
         a = self.args  # the worlds of episode ep get distinct seeds, disjoint across training seeds
         seeds = (a.seed * 1_000_003 + episode * a.num_worlds + np.arange(self.lo, self.hi)).astype(np.int64)
-        obs, mask = self.game.reset(seeds)
+        identity = None
+        if self.sampler is not None:
+            if not resume:
+                self.levels = self.sampler.draw(self.hi - self.lo)
+            seeds, worn, _ = self.levels
+            identity = self.game.wearing(self.space.role, worn)
+        obs, mask = self.game.reset(seeds, identity)
+        if self.sampler is not None:
+            self.destroyed[:] = 0.0
+            self.enemy_villages = np.maximum(_villages_at_war(self.game), 1)
         self.obs[:] = obs.reshape(len(self.obs), -1)
         self.mask[:] = mask.reshape(len(self.mask), -1)
+
+    def score_levels(self, adv: torch.Tensor, finished: list) -> None:
+        """Score the levels of the episodes that ended in this rollout (``finished``: (rollout step,
+        levels, success)) by their positive value loss, the mean positive GAE advantage over the
+        episode's steps, which may span several rollouts."""
+        pos = adv.clamp(min=0).numpy()  # [T, worlds x F]
+        start = 0
+        for t_end, levels, success in finished:
+            self.regret_sum += pos[start : t_end + 1].sum(0)
+            self.regret_n += t_end + 1 - start
+            regret = (self.regret_sum / max(self.regret_n, 1)).reshape(-1, self.F).mean(1)
+            self.sampler.update(*levels, regret, success)
+            self.regret_sum[:], self.regret_n, start = 0.0, 0, t_end + 1
+        self.regret_sum += pos[start:].sum(0)
+        self.regret_n += len(pos) - start
+
+    def curriculum_state(self) -> dict:
+        """What a checkpoint keeps of the curriculum (as tensors: checkpoints hold no numpy arrays)."""
+        t = lambda x: torch.as_tensor(np.asarray(x))  # noqa: E731
+        return {"sampler": {k: t(v) if isinstance(v, np.ndarray) else v for k, v in self.sampler.state_dict().items()},
+                "levels": [t(x) for x in self.levels], "destroyed": t(self.destroyed),
+                "enemy_villages": t(self.enemy_villages), "regret_sum": t(self.regret_sum), "regret_n": self.regret_n}
+
+    def load_curriculum(self, state: dict) -> None:
+        n = lambda x: x.numpy() if isinstance(x, torch.Tensor) else x  # noqa: E731
+        self.sampler.load_state_dict({k: n(v) for k, v in state["sampler"].items()})
+        self.levels = tuple(n(x) for x in state["levels"])
+        self.regret_sum, self.regret_n = n(state["regret_sum"]).copy(), int(state["regret_n"])
 
     def replay(self, actions: torch.Tensor) -> None:
         """Step with the focal actions ``actions[tick, all worlds' rows]`` already taken in this
@@ -453,9 +526,13 @@ class _Shard:
         self.reward[:] = reward.reshape(-1)
         c = info["counts"]
         ep = {"attacks": np.array([c["attacks"].sum(), c["attacks_on_enemy"].sum()], dtype=float)}
+        if self.sampler is not None:
+            self.destroyed += c["enemy_destroyed"].sum(1)
         if done:
             ep.update(returns=g.returns.copy(), intended=g.intended.copy(), troops=np.asarray(info["troops"]).copy(),
                       levy=np.array(_levy_counts(g)))
+            if self.sampler is not None:  # the levels played and their success: the share of enemy villages razed
+                ep["levels"] = (self.levels, np.minimum(self.destroyed / self.enemy_villages, 1.0))
             self.reset(episode + 1)
         else:
             self.obs[:] = obs.reshape(len(self.obs), -1)
@@ -471,10 +548,10 @@ class _Worlds:
         self.shard, self.helper = shard, helper
         self.noise = buf["noise"]
 
-    def reset(self, episode: int) -> None:
+    def reset(self, episode: int, resume: bool = False) -> None:
         if self.helper:
             self.helper.send("reset", episode)
-        self.shard.reset(episode)
+        self.shard.reset(episode, resume)
         if self.helper:
             self.helper.receive()
 
@@ -620,6 +697,16 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
             conn.send(("error", traceback.format_exc()))
         except OSError:
             pass
+
+
+def _villages_at_war(game: ScenarioGame) -> np.ndarray:
+    """int[B]: villages owned by players at war with the (first) focal player's alliance."""
+    s = game.state
+    mine = s.player_alliance[:, game.focal[0]]  # [B]
+    owner = np.maximum(s.owner, 0)
+    their = np.take_along_axis(s.player_alliance, owner, 1)  # [B, V] alliance of each site's owner
+    at_war = s.relation[np.arange(game.B)[:, None], mine[:, None], their] == WAR
+    return (at_war & (s.owner >= 0)).sum(1)
 
 
 def levy_per_world(game: ScenarioGame) -> tuple[np.ndarray, np.ndarray]:
