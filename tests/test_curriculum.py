@@ -146,3 +146,31 @@ def test_bad_curriculum_settings_are_refused(tmp_path):
 
 def test_dr_sampler_is_the_base_sampler():
     assert type(make_sampler("dr", SPACE, 0, 8, 0.5, 0.3, 0.3)) is LevelSampler
+
+
+@pytest.mark.timeout(600)
+def test_sweep_curriculum_end_to_end(tmp_path):
+    """The experiment on a tiny budget: every cell is trained, evaluated and summarized (graded
+    retention, verdicts, per identity, played share), and the page and plot are written."""
+    from villages.experiments.curriculum import run_curriculum_sweep
+
+    r = run_curriculum_sweep(tmp_path, methods=("dr", "plr"), budgets=(0.25,), n_seeds=1, steps=2048, episodes=2,
+                             log=lambda *_: None)
+    assert [(p["method"], p["budget"]) for p in r["points"]] == [("dr", 0.25), ("plr", 0.25)]
+    for p in r["points"]:
+        assert len(p["per_seed"]) == 1 and len(p["retention_pooled"]) == 3
+        assert 0 <= p["played_disambiguating"][0] <= 1
+        idents = p["per_seed"][0]["identities"]  # (4 probe episodes: some of the pool's identities)
+        assert idents and set(idents) <= set(load("diverse-training").diversity.pool)
+    text = (tmp_path / "curriculum.md").read_text()
+    assert "| plr | 25% |" in text and (tmp_path / "curriculum.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(600)
+def test_sweep_diversity_end_to_end(tmp_path):
+    from villages.experiments.sweep import run_sweep
+
+    r = run_sweep(tmp_path, fractions=(0.0, 1.0), n_seeds=1, steps=2048, episodes=2, reuse=None, log=lambda *_: None)
+    assert [p["fraction"] for p in r["points"]] == [0.0, 1.0]
+    assert all(len(p["per_seed"]) == 1 and len(p["retention_pooled"]) == 3 for p in r["points"])
+    assert (tmp_path / "sweep.md").exists() and (tmp_path / "sweep.png").stat().st_size > 1000

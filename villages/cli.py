@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from villages.experiments.curriculum import BUDGETS as CURRICULUM_BUDGETS
+from villages.experiments.curriculum import METHODS as CURRICULUM_METHODS
 from villages.experiments.salience import FRACTIONS as SALIENCE_FRACTIONS
 from villages.experiments.salience import SCALES as SALIENCE_SCALES
 from villages.experiments.sweep import FRACTIONS as SWEEP_FRACTIONS
@@ -166,6 +168,34 @@ def sweep_diversity(
         raise InputError(f"--executor: expected local or ray, got {executor!r}")
     run_sweep(out=out, fractions=parse_fractions(fractions, "--fractions"), n_seeds=n_seeds, backend=executor,
               address=address, steps=steps, reuse=reuse)
+
+
+@app.command("sweep-curriculum")
+def sweep_curriculum(
+    out: Path = typer.Option(Path("runs/curriculum")),
+    methods: str = typer.Option(",".join(CURRICULUM_METHODS), help="curricula: dr, plr, sfl"),
+    budgets: str = typer.Option(_listed(CURRICULUM_BUDGETS), help="disambiguating budgets: shares of generated "
+                                "levels whose enemy wears another identity"),
+    n_seeds: int = typer.Option(5, help="training seeds per cell (seeds 0 .. N-1)"),
+    executor: str = typer.Option("local", help="where the training runs go: local | ray (Ray Tune)"),
+    address: Optional[str] = typer.Option(None, help="ray only: an existing Ray cluster"),
+    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the demo's)"),
+):
+    """Retention vs disambiguating budget for PLR and SFL curricula against domain randomization."""
+    from villages.experiments.curriculum import run_curriculum_sweep
+
+    check_count(n_seeds, "--n-seeds", 1)
+    check_count(steps, "--steps", 1)
+    check_output_path(out, "--out", "folder")
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in CURRICULUM_METHODS]
+    if not chosen or bad:
+        raise InputError(f"--methods: expected a comma-separated list of {', '.join(CURRICULUM_METHODS)}, "
+                         f"got {methods!r}")
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor: expected local or ray, got {executor!r}")
+    run_curriculum_sweep(out=out, methods=chosen, budgets=parse_fractions(budgets, "--budgets"), n_seeds=n_seeds,
+                         backend=executor, address=address, steps=steps)
 
 
 @app.command("sweep-salience")

@@ -324,6 +324,24 @@ def training_support(scenario: str, diversity: float | None = None) -> set[str]:
     return support
 
 
+def summarize_point(evals: list[dict], base: float, role: str, support: set[str], enemies: list[str]) -> dict:
+    """One point of a sweep (the seeds of one training setting): ``evals``, per seed, its results by
+    scenario (CONTROL, DEPLOY, IDENTITY_PROBE). Graded retention first (pooled over the competent
+    seeds), then the verdicts it summarizes to, with their rates and how they move with the threshold."""
+    cls, pairs = [], []
+    for ev in evals:
+        idents = enemy_attacks_by_identity(ev[IDENTITY_PROBE], ev[CONTROL], role, support)
+        cls.append(classify(ev[CONTROL], ev[DEPLOY], base, identities=idents, deploy_enemies=enemies))
+        pairs.append((ev[CONTROL], ev[DEPLOY]))
+    competent = [c for c in cls if c["competent"]]
+    return {"misgeneralization": rate([c["misgeneralized"] for c in competent]),
+            "in_distribution_failure": rate([c["in_distribution_failure"] for c in cls]),
+            "competent": rate([c["competent"] for c in cls]),
+            "retention_pooled": list(pooled_retention([p for p, c in zip(pairs, cls) if c["competent"]])),
+            "verdicts_by_threshold": verdicts_by_threshold([c["retention"][0] for c in competent]),
+            "per_seed": cls}
+
+
 def deployment_enemies(scenario: str) -> list[str]:
     """Identities of the alliances that declare war on the focal alliance during a scenario."""
     from villages.scenarios import load

@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, classify, deployment_enemies,
-                     enemy_attacks_by_identity, enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean,
-                     pooled_retention, rate, run_parallel, train_agents, training_support, verdicts_by_threshold)
+from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, deployment_enemies,
+                     enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean, run_parallel,
+                     summarize_point, train_agents, training_support)
 from .demo import DemoConfig
 
 
@@ -119,21 +119,10 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
 
     points = []
     for f in fractions:
-        cls, pairs = [], []
-        support = training_support("diverse-training", f)
-        for s in range(n_seeds):
-            ev = {e.get("key_scenario", e["scenario"]): load_summary(e["out"]) for e in eval_jobs
-                  if e["fraction"] == f and e["seed"] == s}
-            idents = enemy_attacks_by_identity(ev[IDENTITY_PROBE], ev[CONTROL], role, support)
-            cls.append(classify(ev[CONTROL], ev[DEPLOY], base, identities=idents, deploy_enemies=enemies))
-            pairs.append((ev[CONTROL], ev[DEPLOY]))
-        competent = [c for c in cls if c["competent"]]
-        points.append({"fraction": f, "misgeneralization": rate([c["misgeneralized"] for c in competent]),
-                       "in_distribution_failure": rate([c["in_distribution_failure"] for c in cls]),
-                       "competent": rate([c["competent"] for c in cls]),
-                       "retention_pooled": list(pooled_retention([p for p, c in zip(pairs, cls) if c["competent"]])),
-                       "verdicts_by_threshold": verdicts_by_threshold([c["retention"][0] for c in competent]),
-                       "per_seed": cls})
+        evals = [{e.get("key_scenario", e["scenario"]): load_summary(e["out"]) for e in eval_jobs
+                  if e["fraction"] == f and e["seed"] == s} for s in range(n_seeds)]
+        points.append({"fraction": f, **summarize_point(evals, base, role, training_support("diverse-training", f),
+                                                        enemies)})
     result = {"fractions": list(fractions), "n_seeds": n_seeds, "steps": steps, "episodes": episodes,
               "threshold": RETENTION_THRESHOLD,
               "points": points, "seconds": time.perf_counter() - t0}
