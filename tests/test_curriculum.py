@@ -130,6 +130,8 @@ def test_a_curriculum_run_resumes_exactly_with_its_level_buffer(tmp_path, curric
     assert rows(tmp_path / "run") == rows(tmp_path / "ref")
     last = rows(tmp_path / "ref")[-1]
     assert last["levels/buffer_size"] == 16 and 0 < last["levels/played_disambiguating"] < 1
+    buffer = json.loads((tmp_path / "ref" / "levels.json").read_text())["buffer"]
+    assert len(buffer) == 16 and [b["score"] for b in buffer] == sorted((b["score"] for b in buffer), reverse=True)
     sa = read_checkpoint(tmp_path / "ref" / "checkpoint.pt", resumable=True)["curriculum"]["sampler"]
     sb = read_checkpoint(tmp_path / "run" / "checkpoint.pt", resumable=True)["curriculum"]["sampler"]
     assert torch.equal(sa["score"], sb["score"]) and torch.equal(sa["seeds"], sb["seeds"])

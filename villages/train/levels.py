@@ -86,6 +86,11 @@ class LevelSampler:
     def stats(self) -> dict:
         return {"levels/played_disambiguating": float(self.played[1] / max(self.played[0], 1))}
 
+    def describe(self) -> dict:
+        """The sampler as a JSON-able record (``levels.json`` in the run folder)."""
+        return {"curriculum": self.name, "budget": self.space.budget, "own_identity": self.space.own,
+                "levels_played": int(self.played[0]), "disambiguating_played": int(self.played[1])}
+
     def state_dict(self) -> dict:
         _, keys, pos, has_gauss, gauss = self.rs.get_state()
         return {"keys": keys.astype(np.int64), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss),
@@ -181,6 +186,14 @@ class PrioritizedReplay(LevelSampler):
                         "levels/buffer_score_max": float(self.score[f].max()),
                         "levels/buffer_disambiguating": float((self.worn[f] != self.space.own).mean())})
         return out
+
+    def describe(self) -> dict:
+        f = np.flatnonzero(self.filled)
+        order = f[np.argsort(-self.score[f], kind="stable")]
+        return {**super().describe(), "buffer": [
+            {"seed": int(self.seeds[k]), "identity": int(self.worn[k]), "score": float(self.score[k]),
+             "plays": int(self.plays[k]), "success": float(self.success_sum[k] / max(self.plays[k], 1))}
+            for k in order]}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "seeds": self.seeds.copy(), "worn": self.worn.copy(),

@@ -358,6 +358,8 @@ def _train(args: Args, out: Path, resume: bool, log, on_update=None) -> Path:
             helper.close()
     final = out / "final.pt"
     save_checkpoint(final, net, checkpoint_meta(args, game, global_step))
+    if shard.sampler is not None:  # the curriculum's level buffer as it ended, for inspection
+        atomic_write_text(out / "levels.json", json.dumps(shard.sampler.describe(), indent=1))
     try:
         plot_curve(out / "metrics.jsonl", out / "curve.png", title=f"{spec.name} / {spec.objective} / seed {args.seed}")
     except Exception as e:  # a plotting failure must never lose a trained model
