@@ -195,6 +195,7 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
     reports: list[dict | None] = [None] * M
     attacks = np.zeros((M, 2))
     episode_actions: list[list[torch.Tensor]] = [[] for _ in groups]  # per group: its members' actions per tick
+    done_before = [False] * M  # whether each member's last step ended an episode
     state_path = out / STATE_FILE
     shared = {k: v for k, v in dataclasses.asdict(args).items() if k not in MEMBER_FIELDS}
     plan = {"args": shared, "members": [{**{f: getattr(m.args, f) for f in MEMBER_FIELDS}, "out": str(m.out)}
@@ -216,6 +217,7 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
             reports = list(blob["reports"])
             attacks = blob["attacks"].numpy().astype(float)
             episode_actions = [list(a) for a in blob["episode_actions"]]
+            done_before = [bool(x) for x in blob["next_done"]]
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
             raise CheckpointError(f"{state_path}: not a valid population state ({type(e).__name__}: {e})") from None
         log(f"resumed the population from {state_path} at update {start_update}")
@@ -253,8 +255,7 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
                 if done:
                     raise CheckpointError(f"{state_path}: its episode actions run past the end of the episode")
             observe(gi, g._rows(obs), g._rows(mask))
-    next_done[:] = torch.tensor([float(bool(blob["next_done"][i])) for i in range(M)])[:, None] \
-        if resume and start_update else 0.0
+    next_done[:] = torch.tensor(done_before, dtype=torch.float32, device=device)[:, None]
 
     files = [(m.out / "metrics.jsonl").open("a") for m in members]
     t0, steps0 = time.perf_counter(), global_step
@@ -309,9 +310,11 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
                 for i, r in enumerate(shufflers):
                     r.shuffle(idx[i])
                 for s in range(0, args.batch_size, args.minibatch_size):
-                    mb = torch.as_tensor(idx[:, s : s + args.minibatch_size], device=device)
-                    take = lambda x: x.gather(1, mb.reshape(M, -1, *[1] * (x.dim() - 2)).expand(  # noqa: E731
-                        M, mb.shape[1], *x.shape[2:]))
+                    mb = torch.as_tensor(idx[:, s : s + args.minibatch_size], device=device)  # [M, mb]
+
+                    def take(x):  # each member's minibatch rows of x [M, batch, ...]
+                        return x.gather(1, mb.reshape(M, -1, *[1] * (x.dim() - 2)).expand(M, mb.shape[1], *x.shape[2:]))
+
                     a = take(b_adv)
                     a = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
                     terms = all_terms(take(b_obs), take(b_mask), take(b_act), take(b_logp), take(b_ret), a)
