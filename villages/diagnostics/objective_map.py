@@ -42,7 +42,7 @@ from villages.game.config import ALLY, PEACE, WAR
 from villages.scenarios.metrics import EpisodeAccumulator, EpisodeResults
 from villages.stats import bootstrap_ci, paired_ratio_ci
 from villages.scenarios.runner import episode_seeds, policy_name
-from villages.scenarios.runtime import ScenarioGame
+from villages.scenarios.runtime import ScenarioGame, identities_worn
 from villages.scenarios.spec import Diversity, Identity, ScenarioSpec, cosine
 
 from .collect import DecisionLog
@@ -119,16 +119,7 @@ def relation_spec(spec: ScenarioSpec, roles: Roles, relation: str, identities) -
 def wearing_identities(spec: ScenarioSpec, role: str, names) -> np.ndarray:
     """int[len(names), A]: the identity each alliance wears when ``role`` wears each name
     (whoever wore it takes the role's own: the swap of the diversity mechanism)."""
-    A = len(spec.alliances)
-    r = spec.alliance_index(role)
-    out = np.tile(np.arange(A), (len(names), 1))
-    for k, n in enumerate(names):
-        i = spec.identity_index(n)
-        holder = np.nonzero(out[k] == i)[0]
-        if len(holder):
-            out[k, holder[0]] = r
-        out[k, r] = i
-    return out
+    return identities_worn(len(spec.alliances), spec.alliance_index(role), [spec.identity_index(n) for n in names])
 
 
 def _play_worn(spec, policy, config, seeds, identity) -> EpisodeResults:

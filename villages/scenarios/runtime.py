@@ -76,6 +76,20 @@ def config_for(meta: dict | None, spec: ScenarioSpec) -> GameConfig:
     return game_config(with_observation_settings(spec, meta))
 
 
+def identities_worn(n_alliances: int, role: int, worn) -> np.ndarray:
+    """identity[len(worn), A] when alliance ``role`` wears identity ``worn[k]`` in row k: whoever wore
+    that identity takes the role's own (a swap), so every world is one the observations can show. The
+    diversity mechanism, the curricula's levels and the objective map all dress roles up this way."""
+    worn = np.asarray(worn, np.int64)
+    ident = np.broadcast_to(np.arange(n_alliances), (len(worn), n_alliances)).copy()
+    for b in np.nonzero(worn != role)[0]:  # once per episode start, not in the step
+        holder = np.nonzero(ident[b] == worn[b])[0]
+        ident[b, role] = worn[b]
+        if len(holder):
+            ident[b, holder[0]] = role
+    return ident
+
+
 class ScenarioGame:
     def __init__(self, spec: ScenarioSpec, batch_size: int, config: GameConfig | None = None, focal_policy=None,
                  seats: str = "focal"):
@@ -140,16 +154,8 @@ class ScenarioGame:
         return self.wearing(role, np.where(flip, pick, role))
 
     def wearing(self, role: int, worn: np.ndarray) -> np.ndarray:
-        """identity[B, A] when alliance ``role`` wears identity ``worn[b]`` in world b: whoever wore
-        that identity takes the role's own (a swap), so every world is one the observations can show."""
-        A = len(self.spec.alliances)
-        ident = np.broadcast_to(np.arange(A), (len(worn), A)).copy()
-        for b in np.nonzero(np.asarray(worn) != role)[0]:  # once per episode start, not in the step
-            holder = np.nonzero(ident[b] == worn[b])[0]
-            ident[b, role] = worn[b]
-            if len(holder):
-                ident[b, holder[0]] = role
-        return ident
+        """identity[B, A] when alliance ``role`` wears identity ``worn[b]`` in world b (``identities_worn``)."""
+        return identities_worn(len(self.spec.alliances), role, worn)
 
     def reset(self, seeds, identity: np.ndarray | None = None):
         """``identity``: int[B, A], which identity each alliance role wears in each world,
