@@ -68,6 +68,12 @@ def test_members_differ(population):
     assert not all(torch.equal(a[n], b[n]) for n in a)
 
 
+def test_tensorboard_per_member(tmp_path):
+    runs = [dict(seed=s, out=tmp_path / f"m{s}") for s in (0, 1)]
+    train_population(tiny(total_steps=512, tensorboard=True), runs, tmp_path / "pop", log=lambda *_: None)
+    assert all(list((tmp_path / f"m{s}" / "tb").glob("events.out.tfevents.*")) for s in (0, 1))
+
+
 def test_vmap_and_compile_change_only_the_rounding(population, tmp_path):
     """The batched model (torch.func.vmap over the members) learns what the member loop learns,
     up to float rounding, over a few updates (actions are sampled, so a long run would diverge)."""
@@ -141,7 +147,7 @@ def test_cli_train_seeds_trains_a_population(tmp_path):
                                  "--num-steps", "16", "--no-progress", "--no-tensorboard", "--out", str(out)])
     assert r.exit_code == 0, r.output
     for s in (0, 1):
-        assert (out / f"seed{s}" / "final.pt").exists()
+        assert (out / f"seed{s}" / "final.pt").exists() and not (out / f"seed{s}" / "tb").exists()
         assert json.loads((out / f"seed{s}" / "args.json").read_text())["seed"] == s
     r = CliRunner().invoke(app, ["train", "--seeds", "0,1", "--seed", "2", "--out", str(out)])
     assert r.exit_code != 0 and "either --seed" in r.output

@@ -258,6 +258,11 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
     next_done[:] = torch.tensor(done_before, dtype=torch.float32, device=device)[:, None]
 
     files = [(m.out / "metrics.jsonl").open("a") for m in members]
+    writers = []
+    if args.tensorboard:  # (as the single trainer: each member's charts/* and losses/* under <member>/tb)
+        from tensorboardX import SummaryWriter
+
+        writers = [SummaryWriter(str(m.out / "tb")) for m in members]
     t0, steps0 = time.perf_counter(), global_step
     try:
         for update in range(start_update, args.num_updates):
@@ -337,6 +342,9 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
                 if reports[i] is not None:
                     row.update(reports[i])
                 f.write(json.dumps(row) + "\n")
+                for k, v in row.items():
+                    if writers and "/" in k:
+                        writers[i].add_scalar(k, v, global_step)
                 f.flush()
             if (update + 1) % args.checkpoint_every == 0 or update + 1 == args.num_updates:
                 for f in files:
@@ -353,6 +361,8 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
     finally:
         for f in files:
             f.close()
+        for w in writers:
+            w.close()
 
     finals = []
     for i, m in enumerate(members):
