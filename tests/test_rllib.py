@@ -222,3 +222,13 @@ def test_tune_trials_of_populations(ray_local, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     again = run_populations_on_ray(pops, tmp_path / "agents", verbose=0)
     assert [r["final"] for r in again] == [r["final"] for r in res]
+
+
+def test_sweep_curriculum_on_ray_tune(ray_local, tmp_path):
+    """`villages sweep-curriculum --executor ray`: the curricula's runs are Tune trials (tiny budget)."""
+    from villages.experiments.curriculum import run_curriculum_sweep
+
+    r = run_curriculum_sweep(tmp_path, methods=("plr",), budgets=(0.25,), n_seeds=1, steps=2048, episodes=2,
+                             backend="ray", log=lambda *_: None)
+    assert (tmp_path / "agents" / "plr-b0p25-seed0" / "done.json").exists()
+    assert r["points"][0]["method"] == "plr" and len(r["points"][0]["per_seed"]) == 1
