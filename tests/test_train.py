@@ -182,9 +182,9 @@ def test_resume_refuses_different_arguments(resumable_reference, tmp_path):
     for name in ("args.json", "checkpoint.pt"):
         (out / name).write_bytes((reference / name).read_bytes())
     with pytest.raises(InputError) as info:
-        train(dataclasses.replace(args, seed=6, learning_rate=2e-3), out, resume=True, log=lambda *_: None)
+        train(dataclasses.replace(args, seed=6, learning_rate=3e-3), out, resume=True, log=lambda *_: None)
     msg = str(info.value)
-    assert "seed 6 (given) vs 5 (the run's)" in msg and "learning_rate 0.002 (given) vs 0.001" in msg, msg
+    assert "seed 6 (given) vs 5 (the run's)" in msg and "learning_rate 0.003 (given) vs 0.002" in msg, msg
     res = CliRunner().invoke(app, ["train", "--resume", "--out", str(out), "--seed", "9"])
     assert res.exit_code == 2 and "seed 9 (given) vs 5 (the run's)" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1, res.output
