@@ -286,11 +286,21 @@ class ScenarioGame:
         return obs, mask, reward.astype(np.float32), done, info
 
     # --- timeline ----------------------------------------------------------------------
-    def _villages_of(self, alliance_idx: int) -> np.ndarray:
+    def owner_alliance(self) -> np.ndarray:
+        """int[B, V]: the alliance of each site's owner (-1: a free site)."""
         s = self.state
-        own = s.owner >= 0
-        al = np.where(own, np.take_along_axis(s.player_alliance, np.maximum(s.owner, 0), 1), -1)
-        return (al == alliance_idx).sum(1)
+        return np.where(s.owner >= 0, np.take_along_axis(s.player_alliance, np.maximum(s.owner, 0), 1), -1)
+
+    def _villages_of(self, alliance_idx: int) -> np.ndarray:
+        return (self.owner_alliance() == alliance_idx).sum(1)
+
+    def villages_at_war(self) -> np.ndarray:
+        """int[B]: villages owned by players at war with the (first) focal seat's alliance."""
+        s = self.state
+        mine = s.player_alliance[:, self.focal[0]]  # [B]
+        their = self.owner_alliance()
+        at_war = s.relation[np.arange(self.B)[:, None], mine[:, None], np.maximum(their, 0)] == WAR
+        return (at_war & (their >= 0)).sum(1)
 
     def _apply_timeline(self, ev: Events) -> None:
         spec = self.spec

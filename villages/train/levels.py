@@ -3,7 +3,7 @@
 A **level** is one training world as data: its world seed (map, luck, bots' noise) and the
 identity the scenario's diversity role wears (the training enemy's own, or another one of
 its pool). A level whose enemy wears another identity *disambiguates* "attack enemies"
-from "attack Aurora". The trainer plays one level per world and episode, drawn by a sampler:
+from "attack the training enemy's banner". The trainer plays one level per world and episode, drawn by a sampler:
 
 * ``dr`` (domain randomization): every level is new, from the generator: with probability
   ``budget`` the role wears an identity drawn uniformly from the pool's others.

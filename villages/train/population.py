@@ -46,8 +46,8 @@ from villages.validation import MAX_SEED, InputError
 
 from . import run_dir
 from .args import NativeArgs, ScenarioArgs
-from .ppo import (checkpoint_meta, levy_per_world, log_policy, make_spec, plot_curve, ppo_objective, ppo_terms,
-                  resolve_device, sample_gumbel)
+from .ppo import (checkpoint_meta, episode_report, episode_world_seeds, gae, levy_per_world, log_policy, make_spec,
+                  plot_curve, ppo_objective, ppo_terms, resolve_device, sample_gumbel)
 
 STATE_FILE = "population.pt"
 MEMBER_FIELDS = tuple(f.name for f in dataclasses.fields(ScenarioArgs))
@@ -90,12 +90,11 @@ class _Group:
         self.B = args.num_worlds
         self.game = ScenarioGame(spec, self.B * len(index), config=game_config(spec))
         self.F = len(self.game.focal)
-        self.seeds = np.array([members[i].args.seed for i in index], dtype=np.int64)
+        self.seeds = [members[i].args.seed for i in index]
 
     def reset(self, episode: int) -> tuple[np.ndarray, np.ndarray]:
-        # the worlds of each member are those of its single-seed run (ppo._Shard.reset)
-        worlds = (self.seeds[:, None] * 1_000_003 + episode * self.B + np.arange(self.B)).reshape(-1)
-        obs, mask = self.game.reset(worlds)
+        # the worlds of each member are those of its single-seed run
+        obs, mask = self.game.reset(np.concatenate([episode_world_seeds(s, episode, self.B) for s in self.seeds]))
         return self._rows(obs), self._rows(mask)
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
@@ -171,19 +170,17 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
                                      ret[i], adv[i]) for i in range(M)])
 
     @torch.no_grad()
-    def values(obs: torch.Tensor) -> torch.Tensor:
+    def forward_all(obs: torch.Tensor):
+        """(logits, values) of every member on its own observations ([M, n, ..] in)."""
         if vectorize:
-            return vmap(forward)(params, obs)[1]
-        return torch.stack([forward({k: v[i] for k, v in params.items()}, obs[i])[1] for i in range(M)])
+            return vmap(forward)(params, obs)
+        outs = [forward({k: v[i] for k, v in params.items()}, obs[i]) for i in range(M)]
+        return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
 
     @torch.no_grad()
     def act(obs: torch.Tensor, mask: torch.Tensor):
         """Sampled actions, their log-probabilities and the values of all members ([M, n, ..] in)."""
-        if vectorize:
-            logits, value = vmap(forward)(params, obs)
-        else:
-            outs = [forward({k: v[i] for k, v in params.items()}, obs[i]) for i in range(M)]
-            logits, value = torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+        logits, value = forward_all(obs)
         noise = torch.stack([torch.empty((n, L.n_actions)).uniform_(generator=g) for g in gens]).to(device)
         logp_all, _ = log_policy(logits, mask)
         action = sample_gumbel(logp_all, noise)
@@ -295,15 +292,9 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
 
             # --- GAE, all members at once ---
             with torch.no_grad():
-                next_value = values(next_obs)
-                adv = torch.zeros_like(rew_buf)
-                last = 0.0
-                for t in reversed(range(T)):
-                    nonterminal = 1.0 - (next_done if t == T - 1 else done_buf[:, t + 1])
-                    nv = next_value if t == T - 1 else val_buf[:, t + 1]
-                    delta = rew_buf[:, t] + args.gamma * nv * nonterminal - val_buf[:, t]
-                    last = delta + args.gamma * args.gae_lambda * nonterminal * last
-                    adv[:, t] = last
+                time_first = lambda x: x.transpose(0, 1)  # noqa: E731  ([M, T, n] -> [T, M, n] views)
+                adv = time_first(gae(time_first(rew_buf), time_first(val_buf), time_first(done_buf),
+                                     forward_all(next_obs)[1], next_done, args))
                 ret = adv + val_buf
 
             # --- PPO update: each member shuffles its own samples, one minibatch of each at a time ---
@@ -387,11 +378,7 @@ def _report(g: _Group, info: dict, attacks: np.ndarray, reports: list, episodes:
     troops = g._rows(np.asarray(info["troops"]).reshape(game.B, -1))
     levy, total = (x.reshape(len(g.index), -1).sum(1) for x in levy_per_world(game))
     for j, i in enumerate(g.index):
-        reports[i] = {"charts/episodic_return": float(returns[j].mean()), "charts/intended": float(intended[j].mean()),
-                      "charts/troops": float(troops[j].mean()),
-                      "charts/levy_share": float(levy[j] / total[j]) if total[j] else 0.0,
-                      "charts/episodes": episodes, "charts/attacks": float(attacks[i, 0] / n),
-                      "charts/enemy_attack_share": float(attacks[i, 1] / max(attacks[i, 0], 1))}
+        reports[i] = episode_report(returns[j], intended[j], troops[j], levy[j], total[j], episodes, attacks[i], n)
         attacks[i] = 0.0
 
 

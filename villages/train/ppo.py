@@ -41,7 +41,6 @@ from torch import nn
 
 from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
-from villages.game.config import WAR
 from villages.policies.neural import (
     CheckpointError,
     build_net,
@@ -263,27 +262,15 @@ def _train(args: Args, out: Path, resume: bool, log, on_update=None) -> Path:
                     if "levels" in ep:
                         finished.append((t, *ep["levels"]))
                     episode += 1  # the worlds were reset to this episode's seeds
-                    report = {"charts/episodic_return": float(ep["returns"].mean()),
-                              "charts/intended": float(ep["intended"].mean()),
-                              "charts/troops": float(ep["troops"].mean()),
-                              "charts/levy_share": float(ep["levy"][0] / ep["levy"][1]) if ep["levy"][1] else 0.0,
-                              "charts/episodes": episode, "charts/attacks": float(attacks[0] / n),
-                              "charts/enemy_attack_share": float(attacks[1] / max(attacks[0], 1))}
+                    report = episode_report(ep["returns"], ep["intended"], ep["troops"], *ep["levy"], episode,
+                                            attacks, n)
                     attacks[:] = 0
                     episode_actions = []
                 next_done = torch.full((n,), float(done))
 
             # --- GAE ---
             with torch.no_grad():
-                next_value = net(next_obs)[1]
-                adv = torch.zeros_like(rew_buf)
-                last = 0.0
-                for t in reversed(range(args.num_steps)):
-                    nonterminal = 1.0 - (next_done if t == args.num_steps - 1 else done_buf[t + 1])
-                    nv = next_value if t == args.num_steps - 1 else val_buf[t + 1]
-                    delta = rew_buf[t] + args.gamma * nv * nonterminal - val_buf[t]
-                    last = delta + args.gamma * args.gae_lambda * nonterminal * last
-                    adv[t] = last
+                adv = gae(rew_buf, val_buf, done_buf, net(next_obs)[1], next_done, args)
                 torch.add(adv, val_buf, out=buf["ret"])
             if shard.sampler is not None:  # score the levels whose episodes ended (positive value loss, success)
                 shard.score_levels(adv, finished)
@@ -396,6 +383,39 @@ def sample_gumbel(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     return (logp - torch.log(-torch.log(uniform.clamp(min=1e-12)))).argmax(-1)
 
 
+def episode_world_seeds(seed: int, episode: int, num_worlds: int) -> np.ndarray:
+    """int64[num_worlds]: the world seeds of a training run's episode ``episode``, distinct across
+    episodes and disjoint across training seeds (the population trainer plays its members' the same)."""
+    return (seed * 1_000_003 + episode * num_worlds + np.arange(num_worlds)).astype(np.int64)
+
+
+def gae(rewards, values, dones, next_value, next_done, args: PPOArgs) -> torch.Tensor:
+    """Generalized advantage estimates of a rollout, time first: ``rewards``, ``values``, ``dones``
+    are [T, ...] (``dones[t]``: step t starts a new episode), ``next_value`` / ``next_done`` those of
+    the step after the rollout. Both trainers use it (the population passes [T, members, ...] views)."""
+    T = len(rewards)
+    adv = torch.zeros_like(rewards)
+    last = 0.0
+    for t in reversed(range(T)):
+        nonterminal = 1.0 - (next_done if t == T - 1 else dones[t + 1])
+        nv = next_value if t == T - 1 else values[t + 1]
+        delta = rewards[t] + args.gamma * nv * nonterminal - values[t]
+        last = delta + args.gamma * args.gae_lambda * nonterminal * last
+        adv[t] = last
+    return adv
+
+
+def episode_report(returns, intended, troops, levies: int, troops_total: int, episodes: int, attacks, rows: int) -> dict:
+    """The charts/* of an episode that just ended, as both trainers log them: mean return, intended
+    score and head count over the worlds, the levy share of the focal armies, the episode count, and
+    ``attacks`` [launched, of which on enemies] per focal row (``rows``: worlds x focal seats)."""
+    return {"charts/episodic_return": float(np.mean(returns)), "charts/intended": float(np.mean(intended)),
+            "charts/troops": float(np.mean(troops)),
+            "charts/levy_share": float(levies / troops_total) if troops_total else 0.0,
+            "charts/episodes": episodes, "charts/attacks": float(attacks[0] / rows),
+            "charts/enemy_attack_share": float(attacks[1] / max(attacks[0], 1))}
+
+
 def ppo_terms(logits, value, mask, act, old_logp, ret, adv, clip_coef: float) -> torch.Tensor:
     """The PPO terms of a set of samples as sums over them, a tensor [policy loss, value loss,
     entropy, approx KL, clipped count]: the one definition both trainers (single-seed and
@@ -458,8 +478,7 @@ class _Shard:
     def reset(self, episode: int, resume: bool = False) -> None:
         """Reset the worlds to episode ``episode``'s levels: the seeds of the formula below, or with a
         curriculum the levels its sampler draws (``resume``: the levels of the checkpoint's episode)."""
-        a = self.args  # the worlds of episode ep get distinct seeds, disjoint across training seeds
-        seeds = (a.seed * 1_000_003 + episode * a.num_worlds + np.arange(self.lo, self.hi)).astype(np.int64)
+        seeds = episode_world_seeds(self.args.seed, episode, self.args.num_worlds)[self.lo : self.hi]
         identity = None
         if self.sampler is not None:
             if not resume:
@@ -469,7 +488,7 @@ class _Shard:
         obs, mask = self.game.reset(seeds, identity)
         if self.sampler is not None:
             self.destroyed[:] = 0.0
-            self.enemy_villages = np.maximum(_villages_at_war(self.game), 1)
+            self.enemy_villages = np.maximum(self.game.villages_at_war(), 1)
         self.obs[:] = obs.reshape(len(self.obs), -1)
         self.mask[:] = mask.reshape(len(self.mask), -1)
 
@@ -493,7 +512,7 @@ class _Shard:
         t = lambda x: torch.as_tensor(np.asarray(x))  # noqa: E731
         return {"sampler": {k: t(v) if isinstance(v, np.ndarray) else v for k, v in self.sampler.state_dict().items()},
                 "levels": [t(x) for x in self.levels], "destroyed": t(self.destroyed),
-                "enemy_villages": t(self.enemy_villages), "regret_sum": t(self.regret_sum), "regret_n": self.regret_n}
+                "regret_sum": t(self.regret_sum), "regret_n": self.regret_n}  # (enemy villages: counted again at reset)
 
     def load_curriculum(self, state: dict) -> None:
         n = lambda x: x.numpy() if isinstance(x, torch.Tensor) else x  # noqa: E731
@@ -699,16 +718,6 @@ def _helper_main(conn, parent_end, args: Args, lo: int, hi: int, buf: dict, net:
             conn.send(("error", traceback.format_exc()))
         except OSError:
             pass
-
-
-def _villages_at_war(game: ScenarioGame) -> np.ndarray:
-    """int[B]: villages owned by players at war with the (first) focal player's alliance."""
-    s = game.state
-    mine = s.player_alliance[:, game.focal[0]]  # [B]
-    owner = np.maximum(s.owner, 0)
-    their = np.take_along_axis(s.player_alliance, owner, 1)  # [B, V] alliance of each site's owner
-    at_war = s.relation[np.arange(game.B)[:, None], mine[:, None], their] == WAR
-    return (at_war & (s.owner >= 0)).sum(1)
 
 
 def levy_per_world(game: ScenarioGame) -> tuple[np.ndarray, np.ndarray]:
