@@ -54,25 +54,38 @@ def _init_worker():
     torch.set_num_threads(1)
 
 
+def finished_run(out) -> dict | None:
+    """The ``done.json`` record of a training run that finished in ``out`` (it and final.pt exist),
+    else None: resumable experiments reuse it instead of training again."""
+    done = Path(out) / "done.json"
+    return json.loads(done.read_text()) if done.exists() and (done.parent / "final.pt").exists() else None
+
+
+def record_run(out, args, seconds: float, **extra) -> dict:
+    """Write and return a finished run's ``done.json``: its folder and final.pt (absolute: the report may
+    run from elsewhere), its training seconds, the last metrics row with episode stats, all its args."""
+    from villages.train.run_dir import last_episode_row
+
+    out = Path(out).resolve()
+    result = {"out": str(out), "final": str(out / "final.pt"), "seconds": seconds,
+              "last": last_episode_row(out / "metrics.jsonl"), "args": dataclasses.asdict(args), **extra}
+    (out / "done.json").write_text(json.dumps(result, default=str))
+    return result
+
+
 def train_job(job: dict) -> dict:
     """Train one agent (run in a worker process). ``job``: Args fields + ``out``."""
     from villages.train.ppo import Args, train
 
     job = dict(job)
-    out = Path(job.pop("out")).resolve()  # results name absolute paths: the report may run from elsewhere
-    final = out / "final.pt"
-    if final.exists() and (out / "done.json").exists():  # finished earlier: reuse (resumable experiments)
-        return json.loads((out / "done.json").read_text())
-    resume = (out / "checkpoint.pt").exists()
+    out = Path(job.pop("out")).resolve()
+    done = finished_run(out)
+    if done is not None:  # finished earlier: reuse (resumable experiments)
+        return done
     t0 = time.perf_counter()
     args = Args(progress=False, **job)
-    train(args, out, resume=resume, log=lambda *_: None)
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    last = next((r for r in reversed(rows) if "charts/episodic_return" in r), rows[-1] if rows else {})
-    result = {"out": str(out), "final": str(final), "seconds": time.perf_counter() - t0, "last": last,
-              "args": dataclasses.asdict(args)}
-    (out / "done.json").write_text(json.dumps(result))
-    return result
+    train(args, out, resume=(out / "checkpoint.pt").exists(), log=lambda *_: None)
+    return record_run(out, args, time.perf_counter() - t0)
 
 
 def population_job(job: dict) -> list[dict]:
@@ -80,33 +93,24 @@ def population_job(job: dict) -> list[dict]:
     process). ``job``: ``args`` (NativeArgs fields shared by all), ``runs`` (per member: ``out``
     and its scenario/objective/diversity/seed), ``out`` (the population's folder), ``compile``.
     Returns ``train_job``'s result per member; a finished population is reused."""
-    from villages.train.ppo import Args
-    from villages.train.population import train_population
+    from tqdm.auto import tqdm
 
-    runs = [dict(r, out=str(Path(r["out"]).resolve())) for r in job["runs"]]
-    done = [Path(r["out"]) / "done.json" for r in runs]
-    if all(d.exists() and (d.parent / "final.pt").exists() for d in done):
-        return [json.loads(d.read_text()) for d in done]
+    from villages.train.population import members_of, train_population
+    from villages.train.ppo import Args
+
+    done = [finished_run(r["out"]) for r in job["runs"]]
+    if all(d is not None for d in done):
+        return done
     out = Path(job["out"]).resolve()
     t0 = time.perf_counter()
     args = Args(progress=False, processes=1, **job["args"])
-    from tqdm.auto import tqdm
-
-    with tqdm(total=args.num_updates, desc=f"{out.name} ({len(runs)} agents)", unit="upd", leave=False,
+    with tqdm(total=args.num_updates, desc=f"{out.name} ({len(job['runs'])} agents)", unit="upd", leave=False,
               position=job.get("position", 0) + 1) as bar:
-        train_population(args, runs, out, compile=job.get("compile", False), resume=(out / "population.pt").exists(),
-                         log=lambda *_: None, on_update=lambda done, total: bar.update(done - bar.n))
-    seconds = (time.perf_counter() - t0) / len(runs)  # (each member's share of the population's time)
-    results = []
-    for run, d in zip(runs, done):
-        rows = [json.loads(x) for x in (d.parent / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        last = next((r for r in reversed(rows) if "charts/episodic_return" in r), rows[-1] if rows else {})
-        member = dataclasses.replace(args, **{k: v for k, v in run.items() if k != "out"})
-        result = {"out": run["out"], "final": str(d.parent / "final.pt"), "seconds": seconds, "last": last,
-                  "args": dataclasses.asdict(member), "population": str(out)}
-        d.write_text(json.dumps(result))
-        results.append(result)
-    return results
+        train_population(args, job["runs"], out, compile=job.get("compile", False),
+                         resume=(out / "population.pt").exists(), log=lambda *_: None,
+                         on_update=lambda done, total: bar.update(done - bar.n))
+    seconds = (time.perf_counter() - t0) / len(job["runs"])  # (each member's share of the population's time)
+    return [record_run(m.out, m.args, seconds, population=str(out)) for m in members_of(args, job["runs"])]
 
 
 def train_agents(jobs: list[dict], workers: int = 2, population: bool = True, desc: str = "train") -> list[dict]:
@@ -121,9 +125,8 @@ def train_agents(jobs: list[dict], workers: int = 2, population: bool = True, de
     results: list[dict | None] = [None] * len(jobs)
     groups: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
-        done = Path(job["out"]) / "done.json"
-        if done.exists() and (done.parent / "final.pt").exists():
-            results[i] = json.loads(done.read_text())
+        results[i] = finished_run(job["out"])
+        if results[i] is not None:
             continue
         shared = {k: v for k, v in job.items() if k not in MEMBER_FIELDS and k not in ("out", "processes")}
         groups.setdefault(json.dumps(shared, sort_keys=True), []).append(i)
@@ -322,6 +325,18 @@ def training_support(scenario: str, diversity: float | None = None) -> set[str]:
     if fraction > 0 and spec.diversity.role == role:
         support |= set(spec.diversity.pool)
     return support
+
+
+def agent_eval_jobs(agent_out, out: Path, episodes: int, **tags) -> list[dict]:
+    """What a sweep measures of one trained agent (its folder ``agent_out``): the control and the
+    deployment (``episodes`` each) and the identity probe (twice as many), results under
+    ``out/eval``; ``tags`` (its cell in the sweep) ride along on every job."""
+    name, policy = Path(agent_out).name, str(Path(agent_out) / "final.pt")
+    jobs = [dict(policy=policy, scenario=scen, episodes=episodes, out=str(Path(out) / "eval" / f"{name}__{scen}.json"),
+                 **tags) for scen in (CONTROL, DEPLOY)]
+    jobs.append(identity_probe_job(policy, 2 * episodes, str(Path(out) / "eval" / f"{name}__{IDENTITY_PROBE}.json"),
+                                   **tags))
+    return jobs
 
 
 def summarize_point(evals: list[dict], base: float, role: str, support: set[str], enemies: list[str]) -> dict:

@@ -17,9 +17,8 @@ import json
 import time
 from pathlib import Path
 
-from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, deployment_enemies,
-                     enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean, run_parallel,
-                     summarize_point, train_job)
+from .common import (DEPLOY, RETENTION_THRESHOLD, agent_eval_jobs, baseline_job, deployment_enemies, enemy_role,
+                     eval_job, load_summary, metric, nanmean, run_parallel, summarize_point, train_job)
 from .demo import DemoConfig
 
 METHODS = ("dr", "plr", "sfl")
@@ -59,15 +58,8 @@ def run_curriculum_sweep(out=Path("runs/curriculum"), methods=METHODS, budgets=B
     else:
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
 
-    evals = []
-    for j in jobs:
-        name, policy = Path(j["out"]).name, str(Path(j["out"]) / "final.pt")
-        cell = dict(method=j["curriculum"], budget=j["level_budget"], seed=j["seed"])
-        for scen in (CONTROL, DEPLOY):
-            evals.append(dict(policy=policy, scenario=scen, episodes=episodes,
-                              out=str(out / "eval" / f"{name}__{scen}.json"), **cell))
-        evals.append(identity_probe_job(policy, 2 * episodes, str(out / "eval" / f"{name}__{IDENTITY_PROBE}.json"),
-                                        **cell))
+    evals = [e for j in jobs for e in agent_eval_jobs(j["out"], out, episodes, method=j["curriculum"],
+                                                      budget=j["level_budget"], seed=j["seed"])]
     base_job = baseline_job(out, episodes)
     log(f"evaluating {len(evals)} agent x scenario jobs ...")
     run_parallel(eval_job, evals + [base_job], workers, desc="eval")

@@ -28,6 +28,10 @@ import os
 import time
 from pathlib import Path
 
+from villages.train.run_dir import last_episode_row
+
+from .common import finished_run, record_run
+
 
 def native_train(cfg: dict, trial_dir: Path) -> Path:
     """The default ``train_fn``: the native PPO trainer (resumes from ``checkpoint.pt``)."""
@@ -43,19 +47,17 @@ def population_train(cfg: dict, trial_dir: Path) -> Path:
     """A ``train_fn`` whose trial trains a population (``villages.train.population``): ``cfg`` is
     ``{"args": shared Args fields, "runs": [member fields + "name"]}``; each member goes into
     ``trial_dir / name`` with its ``done.json`` (``run_populations_on_ray`` brings them home)."""
-    from villages.train.population import STATE_FILE, train_population
+    from villages.train.population import STATE_FILE, members_of, train_population
     from villages.train.ppo import Args
 
     trial_dir = Path(trial_dir)
     runs = [dict({k: v for k, v in r.items() if k != "name"}, out=trial_dir / r["name"]) for r in cfg["runs"]]
     args = Args(**{"progress": False, **cfg["args"], "processes": 1})
     t0 = time.perf_counter()
-    finals = train_population(args, runs, trial_dir, resume=(trial_dir / STATE_FILE).exists(), log=lambda *_: None)
-    for run, final in zip(cfg["runs"], finals):
-        member = {k: v for k, v in run.items() if k != "name"}
-        (final.parent / "done.json").write_text(json.dumps(
-            {"name": run["name"], "final": str(final), "seconds": (time.perf_counter() - t0) / len(finals),
-             "last": _last_row(final.parent / "metrics.jsonl"), "args": {**cfg["args"], **member}}, default=str))
+    train_population(args, runs, trial_dir, resume=(trial_dir / STATE_FILE).exists(), log=lambda *_: None)
+    seconds = (time.perf_counter() - t0) / len(runs)
+    for run, m in zip(cfg["runs"], members_of(args, runs)):
+        record_run(m.out, m.args, seconds, name=run["name"])
     return trial_dir / STATE_FILE
 
 
@@ -70,8 +72,7 @@ def run_populations_on_ray(populations: list[dict], out_dir, names: list[str] | 
     members: list[dict] = []
     todo, todo_names = [], []
     for pop, name in zip(populations, names):
-        done = [out_dir / r["name"] / "done.json" for r in pop["runs"]]
-        if all(d.exists() and (d.parent / "final.pt").exists() for d in done):
+        if all(finished_run(out_dir / r["name"]) is not None for r in pop["runs"]):
             continue
         todo.append(pop)
         todo_names.append(name)
@@ -95,13 +96,6 @@ def run_populations_on_ray(populations: list[dict], out_dir, names: list[str] | 
     return members
 
 
-def _last_row(metrics_path: Path) -> dict:
-    if not metrics_path.exists():
-        return {}
-    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-    return next((r for r in reversed(rows) if "charts/episodic_return" in r), rows[-1] if rows else {})
-
-
 def default_name(cfg: dict, i: int) -> str:
     parts = [str(cfg.get("scenario", "training")).replace("/", "_").removesuffix(".toml")]
     if cfg.get("diversity") is not None:
@@ -122,7 +116,7 @@ def _trial(config, specs, out_dir, driver_node, train_fn):
     t0 = time.perf_counter()
     final = Path(train_fn(dict(cfg), run_dir))
     result = {"name": name, "out": str(run_dir), "final": str(final), "seconds": time.perf_counter() - t0,
-              "last": _last_row(run_dir / "metrics.jsonl"), "args": dict(cfg), "node": "driver" if local else "remote"}
+              "last": last_episode_row(run_dir / "metrics.jsonl"), "args": dict(cfg), "node": "driver" if local else "remote"}
     (run_dir / "done.json").write_text(json.dumps(result, default=str))
     checkpoint = None if local else tune.Checkpoint.from_directory(str(run_dir))
     tune.report({"i": i, "result_json": json.dumps(result, default=str)}, checkpoint=checkpoint)
@@ -201,13 +195,13 @@ def _run_tune(configs, names, todo, out_dir, address, train_fn, cpus_per_trial, 
             name = names[i]
             local_dir = out_dir / name
             if r.error is not None or "result_json" not in (r.metrics or {}):
-                out.append((i, {"name": name, "out": str(local_dir), "final": None, "last": _last_row(
+                out.append((i, {"name": name, "out": str(local_dir), "final": None, "last": last_episode_row(
                     local_dir / "metrics.jsonl"), "args": configs[i], "seconds": None, "error": str(r.error)}))
                 continue
             res = json.loads(r.metrics["result_json"])
             if res.get("node") == "remote" and r.checkpoint is not None:  # bring the run dir home
                 r.checkpoint.to_directory(str(local_dir))
-                res["last"] = _last_row(local_dir / "metrics.jsonl") or res.get("last", {})
+                res["last"] = last_episode_row(local_dir / "metrics.jsonl") or res.get("last", {})
                 (local_dir / "done.json").write_text(json.dumps(dict(res, out=str(local_dir),
                                                                      final=str(local_dir / Path(res["final"]).name)),
                                                                 default=str))

@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from .common import (CONTROL, DEPLOY, IDENTITY_PROBE, RETENTION_THRESHOLD, baseline_job, deployment_enemies,
-                     enemy_role, eval_job, identity_probe_job, load_summary, metric, nanmean, run_parallel,
-                     summarize_point, train_agents, training_support)
+from .common import (DEPLOY, RETENTION_THRESHOLD, agent_eval_jobs, baseline_job, deployment_enemies, enemy_role,
+                     eval_job, load_summary, metric, nanmean, run_parallel, summarize_point, train_agents,
+                     training_support)
 from .demo import DemoConfig
 
 
@@ -100,15 +100,7 @@ def run_sweep(out=Path("runs/sweep"), fractions=FRACTIONS, n_seeds: int = 3,
     else:
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     base_job = baseline_job(out, episodes)
-    eval_jobs = []
-    for j in jobs:
-        name = Path(j["out"]).name
-        policy = str(Path(j["out"]) / "final.pt")
-        for scen in (CONTROL, DEPLOY):
-            eval_jobs.append(dict(policy=policy, scenario=scen, episodes=episodes,
-                                  out=str(out / "eval" / f"{name}__{scen}.json"), fraction=j["diversity"], seed=j["seed"]))
-        eval_jobs.append(identity_probe_job(policy, 2 * episodes, str(out / "eval" / f"{name}__{IDENTITY_PROBE}.json"),
-                                            fraction=j["diversity"], seed=j["seed"]))
+    eval_jobs = [e for j in jobs for e in agent_eval_jobs(j["out"], out, episodes, fraction=j["diversity"], seed=j["seed"])]
     log(f"evaluating {len(eval_jobs)} agent x scenario jobs ...")
     run_parallel(eval_job, eval_jobs + [base_job], workers, desc="eval")
     base = nanmean(metric(load_summary(base_job["out"]), "proxy_reward"))

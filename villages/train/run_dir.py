@@ -122,6 +122,15 @@ def check_same_args(given: dict, saved: dict, source: str, defaults: dict | None
                          f"{'; '.join(diff)}. Drop them to continue the run, or train into a new --out")
 
 
+def last_episode_row(path: Path) -> dict:
+    """The last row of a run's ``metrics.jsonl`` that reports an episode (the last row if none does;
+    {} without the file): what experiments record as a run's outcome."""
+    if not Path(path).exists():
+        return {}
+    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    return next((r for r in reversed(rows) if "charts/episodic_return" in r), rows[-1] if rows else {})
+
+
 def truncate_metrics(path: Path, last_update: int) -> None:
     """Keep the rows of updates 1..last_update (written before the checkpoint resumed from)."""
     if not path.exists():
