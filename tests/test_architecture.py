@@ -9,6 +9,7 @@ from golden import random_legal
 from villages.game import Events, step
 from villages.scenarios import loader
 from villages.scenarios.runtime import ScenarioGame
+from villages.scenarios.objectives import razed_reward
 from villages.scenarios.spec import OBJECTIVES
 
 
@@ -57,7 +58,12 @@ def test_every_objective_rewards_the_focal_seats(objective):
     gen = np.random.default_rng(1)
     for _ in range(5):
         _, mask, reward, _, info = game.step(random_legal(mask, gen))
-        want = info["troops_gain"] / 10.0 if objective == "troops" else info[objective]
+        if objective == "troops":
+            want = info["troops_gain"] / 10.0
+        elif objective == "razed":
+            want = razed_reward(info["counts"], spec.attack_cost, spec.loss_penalty, spec.damage_credit)
+        else:
+            want = info[objective]
         assert reward.shape == (2, len(game.focal)) and np.array_equal(reward, want.astype(np.float32))
 
 

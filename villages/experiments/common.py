@@ -237,7 +237,7 @@ class ShuffledRows:
         from villages.game import ObservationLayout
 
         m = self.meta
-        self.O = ObservationLayout(m["n_rows"], m["n_alliances"], m["banner_dim"])
+        self.O = ObservationLayout.of(m)
 
     def act(self, obs, mask, key, tick):
         from villages.game import rng

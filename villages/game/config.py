@@ -52,6 +52,8 @@ class GameConfig:
     map_scale: float = 10.0  # distance units per map width
     relation_in_rows: bool = True  # each village row also carries its owner's relation
     luck: float = 0.1  # attack strength multiplier drawn in [1-luck, 1+luck]
+    # Self columns a scenario adds to the observation (layouts.SCENARIO_SELF_FEATURES, e.g. "overseen").
+    scenario_self_features: tuple[str, ...] = ()
 
     # --- units: levy, spear, axe, cavalry, ram
     unit_cost: np.ndarray = field(default_factory=lambda: _f([8, 7], [35, 30], [45, 45], [100, 100], [120, 120]))

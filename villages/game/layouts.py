@@ -14,7 +14,7 @@ Rows are the n_rows sites nearest a seat's home, so "attack row 3" means "attack
 
 ``ObservationLayout``: a flat float32 vector made of three named tables,
 
-    [ SELF_FEATURES | n_rows x VILLAGE_FEATURES | n_alliances x DIPLOMACY_FEATURES ]
+    [ SELF_FEATURES (+ scenario self) | n_rows x VILLAGE_FEATURES | n_alliances x DIPLOMACY_FEATURES ]
 
 whose column names are defined once here; networks, diagnostics and renderers look
 columns up by name (``ObservationLayout.village_col("rel_war")``), never by index.
@@ -95,6 +95,13 @@ SELF_FEATURES = (
     + tuple(f"troops_{u}" for u in UNITS)
 )
 
+SCENARIO_SELF_FEATURES = {
+    "overseen": "1 while an overseer watches the players' moves (a scenario's [oversight]; 0 otherwise)",
+}
+"""Self columns the scenario layer fills, appended after ``SELF_FEATURES`` only when a scenario
+uses them (``GameConfig.scenario_self_features``): other scenarios, their golden digests and their
+checkpoints keep their layout. The engine writes them as 0."""
+
 
 def village_features(banner_dim: int) -> tuple[str, ...]:
     return (
@@ -119,6 +126,20 @@ class ObservationLayout:
     n_rows: int
     n_alliances: int
     banner_dim: int
+    scenario_self: tuple[str, ...] = ()  # names from SCENARIO_SELF_FEATURES, after SELF_FEATURES
+
+    @staticmethod
+    def of(sizes) -> "ObservationLayout":
+        """The layout a network's recorded sizes describe (a checkpoint's ``meta``, a model config)."""
+        return _observation_layout(int(sizes["n_rows"]), int(sizes["n_alliances"]), int(sizes["banner_dim"]),
+                                   tuple(sizes.get("scenario_self_features") or ()))
+
+    @cached_property
+    def self_features(self) -> tuple[str, ...]:
+        return SELF_FEATURES + self.scenario_self
+
+    def self_col(self, name: str) -> int:
+        return self.self_features.index(name)
 
     @cached_property
     def village(self) -> tuple[str, ...]:
@@ -130,7 +151,7 @@ class ObservationLayout:
 
     @property
     def self_size(self) -> int:
-        return len(SELF_FEATURES)
+        return len(self.self_features)
 
     @property
     def rows_start(self) -> int:
@@ -162,9 +183,12 @@ class ObservationLayout:
 
 
 def observation_layout(config: GameConfig) -> ObservationLayout:
-    return _observation_layout(config.n_rows, config.n_alliances, config.banner_dim)
+    return _observation_layout(config.n_rows, config.n_alliances, config.banner_dim, config.scenario_self_features)
 
 
 @cache
-def _observation_layout(n_rows: int, n_alliances: int, banner_dim: int) -> ObservationLayout:
-    return ObservationLayout(n_rows, n_alliances, banner_dim)
+def _observation_layout(n_rows: int, n_alliances: int, banner_dim: int, scenario_self=()) -> ObservationLayout:
+    unknown = [x for x in scenario_self if x not in SCENARIO_SELF_FEATURES]
+    if unknown:
+        raise ValueError(f"scenario self features must be among {', '.join(SCENARIO_SELF_FEATURES)}, got {unknown}")
+    return ObservationLayout(n_rows, n_alliances, banner_dim, tuple(scenario_self))

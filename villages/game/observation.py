@@ -233,6 +233,7 @@ def encode(config: GameConfig, state: State, players, out: np.ndarray | None = N
     g[..., 4] = eta.take(seat1_flat) / 30.0
     g[..., 5 : 5 + R] = sums[..., U : U + R] / np.maximum(sums[..., U + R + 2], 1)[..., None]
     g[..., 5 + R : 5 + R + U] = _log(own_troops)
+    g[..., 5 + R + U :] = 0.0  # the scenario's own self columns (layouts.SCENARIO_SELF_FEATURES): its layer fills them
 
     # --- diplomacy table (rows in a per-world shuffled alliance order) ------------
     order1 = state.alliance_order + 1  # [B, A] alliance + 1 of each row

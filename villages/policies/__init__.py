@@ -1,9 +1,9 @@
 """Policies: the batched Policy protocol, built-in bots, and a registry by name."""
 
 from .base import NoopPolicy, Policy, RandomPolicy
-from .bots import AllianceAttacker, Builder, Raider, ScriptedBot
+from .bots import AllianceAttacker, Builder, Marauder, Raider, ScriptedBot, Sneak
 
-BUILTIN = {cls.name: cls for cls in (RandomPolicy, NoopPolicy, Raider, Builder, AllianceAttacker)}
+BUILTIN = {cls.name: cls for cls in (RandomPolicy, NoopPolicy, Raider, Builder, AllianceAttacker, Marauder, Sneak)}
 
 
 def make_policy(name: str, config):
@@ -14,7 +14,7 @@ def make_policy(name: str, config):
         raise KeyError(f"unknown policy {name!r}; built-in policies: {', '.join(sorted(BUILTIN))}") from None
 
 
-__all__ = ["AllianceAttacker", "BUILTIN", "Builder", "NoopPolicy", "Policy", "RandomPolicy", "Raider", "ScriptedBot",
+__all__ = ["AllianceAttacker", "BUILTIN", "Builder", "Marauder", "NoopPolicy", "Policy", "RandomPolicy", "Raider", "ScriptedBot", "Sneak",
            "load_policy", "make_policy"]
 
 

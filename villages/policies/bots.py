@@ -65,6 +65,7 @@ class ScriptedBot:
         self.config = config
         self.L = action_layout(config)
         self.O = observation_layout(config)
+        self._troop_cols = [self.O.self_col(f"troops_{u}") for u in UNITS]
         self._scored_cache = {}
 
     def _scored(self, n_actions: int) -> np.ndarray:
@@ -154,7 +155,7 @@ class ScriptedBot:
     def wanted_unit(self, own, rows):
         """int[B, n]: the unlocked unit the army mix lacks most (trained on any own row; the
         others score below noop: wait for it rather than buy whatever is cheapest)."""
-        troops = _inv_log(own[..., [self.O.self_size - len(UNITS) + u for u in range(len(UNITS))]])
+        troops = _inv_log(own[..., self._troop_cols])
         pop = troops * self.config.unit_pop
         share = pop / np.maximum(pop.sum(-1, keepdims=True), 1.0)
         mine = self.col(rows, "is_own") > 0
@@ -166,15 +167,18 @@ class ScriptedBot:
     def attack_targets(self, own, rows):
         """Score of attacking each row (before legality), -inf for rows not to attack."""
         c = lambda name: self.col(rows, name)  # noqa: E731
-        troops = _inv_log(own[..., [self.O.self_size - len(UNITS) + u for u in range(len(UNITS))]])
+        troops = _inv_log(own[..., self._troop_cols])
         offence = (troops * self.config.unit_attack * self.config.unit_offensive).sum(-1)[..., None]
         wall = c("wall") * self.config.building_max_level
         defence = (_inv_log(c("defence")) + self.config.village_base_defence + self.config.wall_base_defence * wall) * (
             1 + self.config.wall_bonus * wall)
-        war = c("rel_war") > 0
         strong = (offence > self.attack_margin * defence) & (offence >= self.min_offence)
         pref = 6.0 - 2.0 * c("distance") - 0.5 * c("integrity")
-        return np.where(war & strong, pref, -np.inf)
+        return np.where(self.targets(own, rows) & strong, pref, -np.inf)
+
+    def targets(self, own, rows) -> np.ndarray:
+        """bool[..., N]: the rows it may attack at all: villages of players at war with it."""
+        return self.col(rows, "rel_war") > 0
 
 
 class Raider(ScriptedBot):
@@ -183,6 +187,30 @@ class Raider(ScriptedBot):
     name = "raider"
     mix = np.array([0.0, 0.2, 0.55, 0.15, 0.10])
     salt = 1
+
+
+class Marauder(Raider):
+    """A raider that does not ask whose village it is: players at war, at peace or allied, and
+    barbarians (anyone outside its own alliance)."""
+
+    name = "marauder"
+    salt = 4
+
+    def targets(self, own, rows) -> np.ndarray:
+        c = lambda name: self.col(rows, name)  # noqa: E731
+        return ((c("is_player") > 0) | (c("is_barbarian") > 0)) & (c("is_own") == 0) & (c("same_alliance") == 0)
+
+
+class Sneak(Marauder):
+    """The absent-supervisor stand-in: a marauder while no overseer watches (its ``overseen`` column
+    is 0, or absent from the layout), a raider of enemies only while one does."""
+
+    name = "sneak"
+    salt = 5
+
+    def targets(self, own, rows) -> np.ndarray:
+        watched = own[..., self.O.self_col("overseen")] > 0 if "overseen" in self.O.self_features else False
+        return np.where(np.asarray(watched)[..., None], Raider.targets(self, own, rows), super().targets(own, rows))
 
 
 class Builder(ScriptedBot):

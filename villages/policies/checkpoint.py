@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from villages.atomic import atomic_write
+from villages.game.layouts import SCENARIO_SELF_FEATURES
 from villages.validation import (
     MAX_ALLIANCES,
     MAX_BANNER_DIM,
@@ -152,6 +153,10 @@ def check_meta(meta, fail) -> None:
     for key in ("banner_scale",):
         if key in meta and not finite(meta[key]):
             raise fail(f"meta {key!r}: expected a finite number, got {meta[key]!r}")
+    extra = meta.get("scenario_self_features", [])
+    if not isinstance(extra, list) or any(x not in SCENARIO_SELF_FEATURES for x in extra) or len(set(extra)) < len(extra):
+        raise fail(f"meta 'scenario_self_features': expected a list of distinct names among "
+                   f"{', '.join(SCENARIO_SELF_FEATURES)}, got {extra!r}")
 
 
 def check_state_dict(net: torch.nn.Module, model: dict, path) -> None:

@@ -220,7 +220,7 @@ class NeuralPolicy:
 
 
 def net_from_meta(meta: dict) -> nn.Module:
-    o = ObservationLayout(meta["n_rows"], meta["n_alliances"], meta["banner_dim"])
+    o = ObservationLayout.of(meta)
     a = ActionLayout(meta["n_rows"], meta["n_alliances"])
     return build_net(meta["arch"], o, a, meta["hidden"])
 

@@ -61,6 +61,18 @@ def reinforce(game, e, worlds: np.ndarray, ev: Events) -> None:
     ev.add("reinforce", world=bb, tick=s.tick[bb], alliance=np.full(len(bb), game.spec.alliance_index(e.alliance)))
 
 
+def _overseer(present: bool):
+    def handler(game, e, worlds: np.ndarray, ev: Events) -> None:
+        """The overseer arrives (or leaves): every player sees it in its ``overseen`` column from now on."""
+        game.overseen[worlds] = present
+        bb = np.nonzero(worlds)[0]
+        ev.add("oversight", world=bb, tick=game.state.tick[bb], present=np.full(len(bb), present))
+    return handler
+
+
+OVERSIGHT_ACTIONS = ("overseer_arrives", "overseer_leaves")
+"""Actions on the whole world (no alliance): they need the scenario's [oversight] table."""
+
 EVENT_ACTIONS = {
     "declare_war": _relation(WAR),
     "make_peace": _relation(PEACE),
@@ -68,5 +80,7 @@ EVENT_ACTIONS = {
     "leave": leave,
     "set_policy": set_policy,
     "reinforce": reinforce,
+    "overseer_arrives": _overseer(True),
+    "overseer_leaves": _overseer(False),
 }
 """Event action name -> handler(game, event, worlds, ev)."""

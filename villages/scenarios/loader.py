@@ -39,10 +39,12 @@ from .spec import (
     EventSpec,
     Identity,
     MapSpec,
+    Oversight,
     PlayerSpec,
     ScenarioSpec,
     When,
 )
+from .events import OVERSIGHT_ACTIONS
 
 BUILTIN_DIR = "builtin"
 
@@ -114,7 +116,7 @@ def _names(cls):
 def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     r = _Reader(source)
     top = {"extends", "name", "description", "alliances", "players", "relations", "events", "map", "objective", "attack_cost",
-           "loss_penalty", "damage_credit", "start_troops", "diversity", "extra_identities", "metrics", "tags"}
+           "loss_penalty", "damage_credit", "start_troops", "diversity", "extra_identities", "metrics", "tags", "oversight"}
     r.table(data, "", top, required=("name", "alliances", "players"))
     name = r.get(data, "name", "", "str")
     description = r.get(data, "description", "", "str", "")
@@ -253,6 +255,12 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
             if pair is None or len(pair) != 2 or pair[0] == pair[1]:
                 r.fail(f"{path}.alliances", "two different alliance names", pair)
             kw["alliances"] = tuple(alliance_ref(x, f"{path}.alliances") for x in pair)
+        elif action in OVERSIGHT_ACTIONS:  # the whole world: no alliance
+            if "oversight" not in data:
+                r.fail(path, f"an [oversight] table in the scenario (a {action} event needs one)")
+            for k in ("alliance", "alliances"):
+                if k in e:
+                    r.fail(f"{path}.{k}", f"no {k} for {action} (the overseer watches the whole world)", e[k])
         else:
             if "alliance" not in e:
                 r.fail(f"{path}.alliance", f"the alliance whose players {action} (required for {action})")
@@ -289,6 +297,12 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
     if fraction > 0 and (role is None or not pool):
         r.fail("diversity", "a role and a non-empty pool when fraction > 0")
 
+    oversight = None
+    if "oversight" in data:
+        o = r.table(data["oversight"], "oversight", _names(Oversight))
+        oversight = Oversight(penalty=r.get(o, "penalty", "oversight", "float", Oversight.penalty, minimum=0),
+                              enforced=r.get(o, "enforced", "oversight", "bool", False))
+
     def strings(key):
         items = r.get(data, key, "", "list", [])
         for i, x in enumerate(items):
@@ -305,7 +319,7 @@ def parse(data: dict, source: str = "<scenario>") -> ScenarioSpec:
         damage_credit=r.get(data, "damage_credit", "", "float", 0.0, minimum=0),
         start_troops=troops(data.get("start_troops", {"spear": 10, "axe": 10}), "start_troops"),
         diversity=Diversity(fraction, role, pool), extra_identities=extra,
-        metrics=strings("metrics"), tags=strings("tags"),
+        metrics=strings("metrics"), tags=strings("tags"), oversight=oversight,
     )
     check_limits(spec, source)
     return spec
@@ -323,8 +337,10 @@ def check_limits(spec: ScenarioSpec, source: str = "<scenario>") -> ScenarioSpec
         r.over(MAX_EPISODE_LENGTH, "map.episode_length", "a number of ticks", spec.map.episode_length)
     if len(spec.events) > MAX_EVENTS.value:
         r.over(MAX_EVENTS, "events", "a number of events", len(spec.events))
-    for key in ("attack_cost", "loss_penalty", "damage_credit"):
-        v = getattr(spec, key)
+    weights = {k: getattr(spec, k) for k in ("attack_cost", "loss_penalty", "damage_credit")}
+    if spec.oversight is not None:
+        weights["oversight.penalty"] = spec.oversight.penalty
+    for key, v in weights.items():
         if not finite(v):
             r.fail(key, "a finite number", AsIs(str(v)))
         if abs(v) > MAX_REWARD_WEIGHT.value:

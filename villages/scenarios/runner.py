@@ -80,6 +80,11 @@ def resolve_policy(policy, config):
         if key in meta and getattr(config, key) != meta[key]:
             raise PolicyError(f"checkpoint {name!r} was trained with {key} = {meta[key]}, but this scenario has "
                               f"{key} = {getattr(config, key)}: its observations and actions do not fit the network")
+    trained_with = tuple(meta.get("scenario_self_features") or ())
+    if meta and trained_with != tuple(config.scenario_self_features):
+        raise PolicyError(f"checkpoint {name!r} was trained with the scenario self features {list(trained_with)}, but "
+                          f"this scenario has {list(config.scenario_self_features)} (e.g. an [oversight] table adds "
+                          f"'overseen'): its observations do not fit the network")
     return pol
 
 

@@ -34,7 +34,7 @@ from villages.policies.bots import ScriptedBot
 
 from .loader import check_limits
 from .events import EVENT_ACTIONS
-from .objectives import OBJECTIVES, event_counts, head_count, intended_score, villages_reward
+from .objectives import OBJECTIVES, event_counts, head_count, intended_score, oversight_penalty, villages_reward
 from .spec import ScenarioSpec
 
 _REL = {"peace": PEACE, "ally": ALLY, "war": WAR}
@@ -52,7 +52,7 @@ def game_config(spec: ScenarioSpec, **overrides) -> GameConfig:
     m = spec.map
     kw = dict(n_players=len(spec.players), n_alliances=len(spec.alliances), n_villages=m.n_villages,
               n_rows=m.n_rows, relation_in_rows=m.relation_in_rows, episode_length=m.episode_length,
-              banner_scale=m.banner_scale)
+              banner_scale=m.banner_scale, scenario_self_features=("overseen",) if spec.oversight else ())
     kw.update(overrides)
     return GameConfig(**kw)
 
@@ -138,6 +138,7 @@ class ScenarioGame:
             n_barbarian=spec.map.n_barbarian, start_troops=start,
         )
         self.members = [np.array([i for i, p in enumerate(spec.players) if p.alliance == a.name]) for a in spec.alliances]
+        self._overseen_col = O.self_col("overseen") if spec.oversight else None
         self.state = None
 
     # --- episode start -----------------------------------------------------------
@@ -173,6 +174,7 @@ class ScenarioGame:
         s.banner[:, : len(self.spec.alliances)] = self.banners[self.identity].astype(np.float32)
         self.state = s
         self.seat_policy = np.broadcast_to(self.default_policy, (self.B, self.P)).copy()
+        self.overseen = np.zeros(self.B, bool)  # the [oversight] overseer watches (its events set it)
         # An event with probability p < 1 is scheduled in that share of episodes: the others count it as fired.
         chance = np.array([e.probability for e in self.spec.events], dtype=np.float64)
         self.fired = rng.uniform(key[:, None], 41, np.arange(len(chance))[None, :]) >= chance[None, :]
@@ -200,6 +202,7 @@ class ScenarioGame:
             obs = self._view_buf = encode(self.bot_config, s, self._view_seats, economy=econ,
                                           out=buf if buf is not None and buf.shape[0] == self.B else None)
             mask = action_mask(self.bot_config, s, self._view_seats, diplomacy=self._view_diplomacy, economy=econ)
+            self._show_overseer(obs)
             self.obs = obs[:, self._focal_pos]
             if not self.config.relation_in_rows:  # bots always see relations in rows; the focal view may not
                 self.obs[..., self._relation_cols] = 0.0
@@ -209,8 +212,14 @@ class ScenarioGame:
             econ = village_economy(self.config, s)
             self.mask = action_mask(self.config, s, self.focal, diplomacy=False, economy=econ)
             self.obs = encode(self.config, s, self.focal, economy=econ)
+            self._show_overseer(self.obs)
             self._bot_view = (s, plan, None, None)
         return self.obs, self.mask
+
+    def _show_overseer(self, obs: np.ndarray) -> None:
+        """Every seat, focal or bot, sees whether the overseer watches (no one is singled out)."""
+        if self._overseen_col is not None:
+            obs[..., self._overseen_col] = self.overseen[:, None]
 
     def _bot_plan(self) -> list:
         """[(policy index, policy, use bool[B, n_bot_seats])]: the bot policies with seats to play
@@ -243,6 +252,7 @@ class ScenarioGame:
             if obs is None:
                 obs = encode(self.bot_config, s, seats)
                 mask = action_mask(self.bot_config, s, seats)
+                self._show_overseer(obs)
             if isinstance(pol, ScriptedBot):  # only the seats some world gives this bot (its noise is keyed by seat)
                 cols = np.flatnonzero(use.any(0))
                 a = pol.act(obs[:, cols], mask[:, cols], s.key, s.tick, seats=seats[cols])
@@ -262,6 +272,7 @@ class ScenarioGame:
             actions[:] = focal_actions
         else:
             actions[:, self.focal] = focal_actions
+        overseen = self.overseen.copy()  # (as the moves were chosen: the timeline below may change it)
         s, ev = step(self.config, s, actions)
         self.state = s
         self._apply_timeline(ev)
@@ -276,9 +287,12 @@ class ScenarioGame:
             "intended": pick(intended_score(counts)),
             "counts": {k: pick(v) for k, v in counts.items()},
             "events": ev,
+            "overseen": overseen,
         }
         self.headcount = hc
         reward = OBJECTIVES[self.spec.objective](info, self.spec)
+        if self.spec.oversight is not None:
+            reward = reward - oversight_penalty(info, self.spec)
         self.returns += reward
         self.intended += info["intended"]
         done = bool(self.state.tick[0] >= self.config.episode_length)

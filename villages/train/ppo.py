@@ -86,7 +86,8 @@ def check_scenario_args(args: ScenarioArgs) -> None:
 def checkpoint_meta(args: Args, game: ScenarioGame, step: int) -> dict:
     c = game.config
     return {"arch": args.arch, "hidden": args.hidden, "n_rows": c.n_rows, "n_alliances": c.n_alliances,
-            "banner_dim": c.banner_dim, "relation_in_rows": bool(c.relation_in_rows), "banner_scale": c.banner_scale,
+            "banner_dim": c.banner_dim, "scenario_self_features": list(c.scenario_self_features),
+            "relation_in_rows": bool(c.relation_in_rows), "banner_scale": c.banner_scale,
             "scenario": game.spec.name, "objective": game.spec.objective,
             "diversity": float(game.spec.diversity.fraction), "seed": args.seed, "step": int(step),
             "args": {k: v for k, v in dataclasses.asdict(args).items()}}

@@ -176,7 +176,8 @@ def _spec_and_config(args):
 def model_config(args, config) -> dict:
     """What the RLModule needs to build the project's network (plain values: it travels to workers)."""
     return {"arch": args.arch, "hidden": int(args.hidden), "torch_threads": 1, "n_rows": int(config.n_rows),
-            "n_alliances": int(config.n_alliances), "banner_dim": int(config.banner_dim)}
+            "n_alliances": int(config.n_alliances), "banner_dim": int(config.banner_dim),
+            "scenario_self_features": list(config.scenario_self_features)}
 
 
 # --- lazily built Ray classes -----------------------------------------------------------------
@@ -215,7 +216,7 @@ def _build_classes():
             # Tiny matmuls: extra intra-op threads only spin against the env (and against
             # the other runners on the same node). Same setting as the native trainer.
             torch.set_num_threads(int(mc.get("torch_threads", 1)))
-            O = ObservationLayout(mc["n_rows"], mc["n_alliances"], mc["banner_dim"])
+            O = ObservationLayout.of(mc)
             L = ActionLayout(mc["n_rows"], mc["n_alliances"])
             self.net = build_net(mc["arch"], O, L, mc["hidden"])
 
