@@ -143,7 +143,7 @@ def checkpoint_bytes(tmp_path_factory) -> bytes:
 
 def _usable_policy(path) -> None:
     policy = load_policy(path)
-    obs_size = ObservationLayout(policy.meta["n_rows"], policy.meta["n_alliances"], policy.meta["banner_dim"]).size
+    obs_size = ObservationLayout.of(policy.meta).size
     n_actions = ActionLayout(policy.meta["n_rows"], policy.meta["n_alliances"]).n_actions
     logits, _ = policy.logits_value(np.zeros((1, 1, obs_size), np.float32), np.ones((1, 1, n_actions), bool))
     assert logits.shape == (1, 1, n_actions)
