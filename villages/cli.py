@@ -136,11 +136,20 @@ def demo(
     out: Path = typer.Option(Path("runs/demo")),
     quick: bool = typer.Option(False, help="tiny smoke-run configuration"),
     n_seeds: int = typer.Option(3, help="training seeds per agent (seeds 0 .. N-1)"),
+    oversight: bool = typer.Option(False, help="the absent-supervisor family instead: watched and enforced agents, "
+                                   "unwatched vs watched (default --out runs/oversight)"),
 ):
     """Train troops / villages / diverse agents from scratch, evaluate, write report.md."""
+    check_count(n_seeds, "--n-seeds", 1)
+    if oversight:
+        from villages.experiments.oversight import run_oversight
+
+        out = Path("runs/oversight") if out == Path("runs/demo") else out
+        check_output_path(out, "--out", "folder")
+        run_oversight(out=out, quick=quick, n_seeds=n_seeds)
+        return
     from villages.experiments.demo import run_demo
 
-    check_count(n_seeds, "--n-seeds", 1)
     check_output_path(out, "--out", "folder")
     run_demo(out=out, quick=quick, n_seeds=n_seeds)
 
