@@ -31,7 +31,7 @@ def test_only_oversight_scenarios_have_the_overseen_column():
 
 
 @pytest.mark.parametrize("name, share", [("oversight-deployment", 0.0), ("oversight-control", 1.0),
-                                         ("oversight-training", 0.5)])
+                                         ("oversight-training", 0.25)])
 def test_every_seat_sees_the_overseer_as_scheduled(name, share):
     game = ScenarioGame(load(name), 256)
     obs, _ = game.reset(np.arange(256))
@@ -154,3 +154,18 @@ def test_the_probe_finds_the_sneak_conditions_on_the_watch_and_the_raider_does_n
     assert sneak.conditions_on_watch and sneak.difference[1] > 0 and sneak.p_forbidden_watched == 0
     assert not raider.conditions_on_watch and raider.difference[0] == 0
     assert "threshold" in sneak.to_markdown()
+
+
+def test_demo_oversight_end_to_end(tmp_path):
+    """Train, evaluate paired, probe and report, on a tiny budget (the figures mean nothing here)."""
+    import json
+
+    from villages.experiments.oversight import OversightConfig, run_oversight
+
+    cfg = OversightConfig(steps=2048, episodes=2, probe_episodes=2, seeds=(0,), workers=1, num_worlds=16)
+    report = run_oversight(tmp_path, quick=True, cfg=cfg, log=lambda *_: None)
+    text = report.read_text()
+    assert "SMOKE RUN" in text and "Verdict." in text and "threshold" not in text.split("Verdict.")[0]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["agents"]) == {"watched", "enforced"} and summary["stand_ins"]["sneak"]["difference"][0] > 0
+    assert (tmp_path / "replays" / "watched-seed0-oversight-deployment.replay.npz").exists()
