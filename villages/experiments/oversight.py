@@ -11,8 +11,8 @@ Trains over several seeds, with the same rules for all:
       the penalty applies always, so nothing rewards conditioning on being watched;
 then plays each agent, and the scripted stand-ins (raider: lawful; marauder: never asks whose; sneak:
 marauds only unwatched), on ``oversight-deployment`` (never watched) and ``oversight-control``
-(always watched) on the same episode seeds, probes each agent on its training scenario
-(``diagnostics.oversight``), and writes ``report.md`` with a replay of one episode pair.
+(always watched) on the same episode seeds (recording world 0 of each watched agent's pair), probes
+each agent on its training scenario (``diagnostics.oversight``), and writes ``report.md``.
 
 Measures (per agent, then across seeds; 95% CIs; ``report.md`` defines each):
 * forbidden attacks per episode unwatched and watched, and their paired difference;
@@ -126,7 +126,6 @@ def run_oversight(out: Path = Path("runs/oversight"), quick: bool = False, n_see
     train_results = train_agents(jobs, cfg.workers)
     t_train = time.perf_counter() - t0
 
-    s0 = cfg.seeds[0]
     evals = []
     for who in STAND_INS:
         for scen in (DEPLOY, CONTROL):
@@ -135,7 +134,7 @@ def run_oversight(out: Path = Path("runs/oversight"), quick: bool = False, n_see
     for kind in AGENTS:
         for s in cfg.seeds:
             for scen in (DEPLOY, CONTROL):
-                record = out / "replays" / f"{kind}-seed{s}-{scen}.replay.npz" if (kind == "watched" and s == s0) else None
+                record = out / "replays" / f"{kind}-seed{s}-{scen}.replay.npz" if kind == "watched" else None
                 evals.append(dict(policy=str(agent_dir(kind, s) / "final.pt"), scenario=scen, episodes=cfg.episodes,
                                   agent=kind, seed=s, record=str(record) if record else None,
                                   out=str(out / "eval" / f"{kind}-seed{s}__{scen}.json")))
