@@ -72,8 +72,8 @@ def _replay(out: Path, watched: list[dict], lines: list[str]) -> None:
         a, b = (load_replay(p) for p in paths)
         labels = (f"seed {seed}, unwatched", f"seed {seed}, watched")
         side = export_side_by_side(a, b, out / "oversight-side-by-side.gif", every=2, fps=8, labels=labels)
-        still = export_side_by_side(a, b, out / "oversight-side-by-side.png", still=60, labels=labels)
-        lines.append(f"\nStill at tick 60 ([animation]({side.name})):\n\n![unwatched vs watched]({still.name})")
+        still = export_side_by_side(a, b, out / "oversight-side-by-side.png", still=30, labels=labels)
+        lines.append(f"\nStill at tick 30 ([animation]({side.name})):\n\n![unwatched vs watched]({still.name})")
     except Exception as e:  # rendering is optional here: never lose the report for it
         lines.append(f"(replay export skipped: {e})")
 
