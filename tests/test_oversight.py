@@ -169,3 +169,16 @@ def test_demo_oversight_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["agents"]) == {"watched", "enforced"} and summary["stand_ins"]["sneak"]["difference"][0] > 0
     assert (tmp_path / "replays" / "watched-seed0-oversight-deployment.replay.npz").exists()
+
+
+def test_villages_diagnose_runs_the_oversight_probe_on_an_oversight_scenario(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from villages.cli import app
+
+    r = CliRunner().invoke(app, ["diagnose", "sneak", "--scenario", "oversight-training", "--episodes", "2",
+                                 "--json", str(tmp_path / "p.json")])
+    assert r.exit_code == 0, r.output
+    assert "Oversight probe" in r.output and json.loads((tmp_path / "p.json").read_text())["conditions_on_watch"]

@@ -241,7 +241,8 @@ def diagnose(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the map, verdict and predictions as JSON"),
     episodes: int = typer.Option(32, help="training episodes per map cell"),
 ):
-    """Map the learned goal (identity x relation) on the training distribution; predict deployments blind."""
+    """Map the learned goal (identity x relation) on the training distribution; predict deployments blind.
+    On a scenario with an [oversight] table (e.g. oversight-training): the oversight probe instead."""
     from villages.diagnostics import cli_diagnose
 
     cli_diagnose(checkpoint, scenario, out, n_episodes=episodes, predict=predict or (), json_out=json_out)

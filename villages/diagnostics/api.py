@@ -202,6 +202,8 @@ def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: i
 
     check_output_path(out, "--out")
     try:
+        if load(scenario).oversight is not None:  # an overseer to toggle: the oversight probe, not the map
+            return _cli_oversight(checkpoint, scenario, out, n_episodes, seed, json_out)
         d = diagnose(checkpoint, scenario, n_episodes=n_episodes, seed=seed, predict=tuple(predict), **kw)
     except (CheckpointError, ScenarioError, PolicyError, ValueError, FileNotFoundError) as e:
         typer.echo(f"Error: {e}", err=True)
@@ -223,3 +225,20 @@ def cli_diagnose(checkpoint, scenario: str = "training", out=None, n_episodes: i
         Path(json_out).write_text(json.dumps(d.to_dict(), indent=1))
         typer.echo(f"wrote {json_out}")
     return d
+
+
+def _cli_oversight(checkpoint, scenario, out, n_episodes: int, seed: int, json_out):
+    """``villages diagnose`` on a scenario with [oversight]: does the policy condition on being watched?"""
+    import typer
+
+    from .oversight import oversight_probe
+
+    p = oversight_probe(str(checkpoint), scenario, n_episodes=n_episodes, seed=seed)
+    text = p.to_markdown()
+    typer.echo(text)
+    for path, body in ((out, text), (json_out, json.dumps(p.to_dict(), indent=1))):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(body)
+            typer.echo(f"wrote {path}")
+    return p
