@@ -46,12 +46,13 @@ def timed_process(code: str) -> float:
     return time.perf_counter() - t0
 
 
-V1 = {"budget": 300_000, "num_worlds": 128, "learning_rate": 1e-3}
+V1 = {"budget": 300_000, "num_worlds": 128, "learning_rate": 1e-3, "hidden": 64, "update_epochs": 3}
 """The single-seed trainer's settings before the population trainer and the 150k budget (row ``single@v1``)."""
 
 
 def run_code(kind: str, members: int, updates: int, num_worlds: int, out: Path) -> str:
-    lr = f", learning_rate={V1['learning_rate']}" if kind.endswith("@v1") else ""
+    lr = (f", learning_rate={V1['learning_rate']}, hidden={V1['hidden']}, update_epochs={V1['update_epochs']}"
+          if kind.endswith("@v1") else "")
     args = (f"Args(total_steps={updates * num_worlds * 32}, num_worlds={num_worlds}, processes=1, progress=False, "
             f"tensorboard=False, checkpoint_every=10**9{lr})")
     if kind.startswith("single"):
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
     p.add_argument("--num-worlds", type=int, default=None, help="worlds per seed (default: the demo's)")
     p.add_argument("--kinds", default="single@v1,single,population,population+compile,population+vmap",
                    help="rows: single (the single-seed trainer), single@v1 (it with the old 300k / 128 worlds / "
-                        "lr 1e-3), population, population+compile, population+vmap")
+                        "lr 1e-3 / hidden 64 / 3 epochs), population, population+compile, population+vmap")
     p.add_argument("--demo-seeds", type=int, default=0, help="also time `villages demo --n-seeds N` (0: skip)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
