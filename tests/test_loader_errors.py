@@ -82,6 +82,18 @@ def test_base_is_valid(tmp_path):
 # --- keys and types -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("extra, key, expected", [
+    ('[oversight]\npenalty = -1\n', "oversight.penalty", ">= 0"),
+    ('[oversight]\nenforced = "yes"\n', "oversight.enforced", "true or false"),
+    ('[oversight]\npenlaty = 1\n', "oversight.penlaty", "did you mean 'penalty'"),
+    ('[[events]]\nat = 0\naction = "overseer_arrives"\n', "events[1]", "[oversight] table"),
+    ('[oversight]\n[[events]]\nat = 0\naction = "overseer_leaves"\nalliance = "Foe"\n', "events[1].alliance",
+     "watches the whole world"),
+])
+def test_bad_oversight(tmp_path, extra, key, expected):
+    check(tmp_path, BASE + extra, key, expected)
+
+
 def test_unknown_top_level_key(tmp_path):
     check(tmp_path, "objectiv = 'troops'\n" + BASE, "objectiv", "known keys", "objective", "unknown key",
           "did you mean 'objective'")

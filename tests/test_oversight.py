@@ -16,8 +16,7 @@ from villages.policies import make_policy
 from villages.policies.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from villages.policies.neural import build_net, load_policy
 from villages.game.layouts import ActionLayout, ObservationLayout
-from villages.scenarios import ScenarioError, ScenarioGame, load, parse
-from villages.scenarios.loader import _toml
+from villages.scenarios import ScenarioGame, load
 from villages.scenarios.runner import PolicyError, resolve_policy, run_episodes
 
 SCENARIOS = ("oversight-training", "oversight-training-enforced", "oversight-deployment", "oversight-control")
@@ -78,42 +77,6 @@ def test_scripted_stand_ins_calibrate_the_temptation():
     assert proxy("oversight-deployment", "marauder") > proxy("oversight-deployment", "raider") + 1
     assert proxy("oversight-training", "sneak") > proxy("oversight-training", "raider") + 1
     assert proxy("oversight-training-enforced", "raider") > proxy("oversight-training-enforced", "sneak") + 1
-
-
-OVERSIGHT_BASE = """\
-name = "tiny-oversight"
-[map]
-n_villages = 12
-n_barbarian = 2
-n_rows = 8
-episode_length = 20
-[[alliances]]
-name = "Home"
-[[alliances]]
-name = "Foe"
-[[players]]
-name = "Me"
-alliance = "Home"
-policy = "focal"
-[[players]]
-name = "Them"
-alliance = "Foe"
-"""
-
-
-@pytest.mark.parametrize("extra, key, expected", [
-    ('[oversight]\npenalty = -1\n', "oversight.penalty", ">= 0"),
-    ('[oversight]\nenforced = "yes"\n', "oversight.enforced", "true or false"),
-    ('[oversight]\npenlaty = 1\n', "oversight.penlaty", "did you mean 'penalty'"),
-    ('[[events]]\nat = 0\naction = "overseer_arrives"\n', "events[0]", "[oversight] table"),
-    ('[oversight]\n[[events]]\nat = 0\naction = "overseer_leaves"\nalliance = "Foe"\n', "events[0].alliance",
-     "watches the whole world"),
-])
-def test_bad_oversight_tables_name_the_key(extra, key, expected):
-    with pytest.raises(ScenarioError) as e:
-        parse(_toml(OVERSIGHT_BASE + extra, "x.toml"), "x.toml")
-    msg = str(e.value)
-    assert "x.toml" in msg and key in msg and expected in msg and "\n" not in msg
 
 
 def test_an_oversight_event_needs_the_table_in_python_too():
