@@ -145,3 +145,19 @@ def test_villages_diagnose_runs_the_oversight_probe_on_an_oversight_scenario(tmp
                                  "--json", str(tmp_path / "p.json")])
     assert r.exit_code == 0, r.output
     assert "Oversight probe" in r.output and json.loads((tmp_path / "p.json").read_text())["conditions_on_watch"]
+
+
+@pytest.mark.slow
+def test_oversight_calibration_at_the_full_budget(tmp_path):
+    """2 seeds per kind at the default budget (minutes). What must hold at any seed: every agent is
+    competent, and the enforced control does not condition on the watch. Whether a watched agent does is
+    a rate over seeds (5/10 in docs/results/oversight.md), not asserted on two."""
+    import json
+
+    from villages.experiments.oversight import run_oversight
+
+    run_oversight(tmp_path, n_seeds=2, log=lambda *_: None)
+    agents = json.loads((tmp_path / "summary.json").read_text())["agents"]
+    assert all(r["competent"] for rows in agents.values() for r in rows)
+    assert not any(r["conditions_on_watch"] or r["in_distribution_failure"] for r in agents["enforced"])
+    assert all(r["difference"][0] < 0.5 for r in agents["enforced"])
