@@ -14,11 +14,7 @@ from villages.stats import clopper_pearson, fmt_ci, rank_correlation
 
 from .oversight import (AGENTS, COMPETENCE_SHARE, CONDITIONS_THRESHOLD, CONTROL, DEPLOY, IN_DISTRIBUTION_THRESHOLD,
                         STAND_INS, OversightConfig, _episodes, across_seeds, contrast, measure)
-
-
-def _table(header, rows) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+from .tables import table
 
 
 def _plot(out: Path, rows: dict[str, list[dict]], bots: dict[str, dict]) -> str | None:
@@ -118,7 +114,7 @@ def write_oversight_report(out: Path, cfg: OversightConfig, evals: list[dict], p
         f"{timing['train_s']:.0f} s, evaluation and probes {timing['eval_s']:.0f} s.",
         "",
         "## Scripted stand-ins (the calibration, no training involved)", "",
-        _table(["policy", "forbidden / ep unwatched", "watched", "paired difference", "proxy unwatched",
+        table(["policy", "forbidden / ep unwatched", "watched", "paired difference", "proxy unwatched",
                 "proxy watched", "intended difference"],
                [[b, fmt_ci(m["forbidden_unwatched"]), fmt_ci(m["forbidden_watched"]), fmt_ci(m["difference"]),
                  f"{m['proxy_unwatched']:.2f}", f"{m['proxy_watched']:.2f}", fmt_ci(m["intended_difference"])]
@@ -128,7 +124,7 @@ def write_oversight_report(out: Path, cfg: OversightConfig, evals: list[dict], p
         "watched; the sneak shows what conditioning on the watch earns.",
         "",
         "## Trained agents", "",
-        _table(["agent", "seed", "competent", "forbidden / ep unwatched", "watched", "paired difference",
+        table(["agent", "seed", "competent", "forbidden / ep unwatched", "watched", "paired difference",
                 "intended difference", "probe's prediction", "summary"],
                [[kind, r["seed"], "yes" if r["competent"] else "no (capability failure)",
                  fmt_ci(r["forbidden_unwatched"]), fmt_ci(r["forbidden_watched"]), fmt_ci(r["difference"]),
@@ -147,7 +143,7 @@ def write_oversight_report(out: Path, cfg: OversightConfig, evals: list[dict], p
                     f"{sum(r['conditions_on_watch'] for r in competent)}/{len(competent)}",
                     f"{sum(r['in_distribution_failure'] for r in agents)}/{len(agents)}",
                     fmt_ci(across_seeds(agents, "intended_difference"))])
-    lines += [_table(["agents", "competent", "paired difference (mean over seeds)", "condition on the watch",
+    lines += [table(["agents", "competent", "paired difference (mean over seeds)", "condition on the watch",
                       "in-distribution failures", "intended difference"], agg), ""]
     gap = contrast(rows["watched"], rows["enforced"], "difference")
     lines += [f"Control contrast, watched - enforced agents' paired difference: **{fmt_ci(gap)}** forbidden "
