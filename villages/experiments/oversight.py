@@ -80,7 +80,7 @@ def probe_job(job: dict) -> dict:
     return result
 
 
-def _episodes(path) -> dict:
+def episodes_of(path) -> dict:
     return json.loads(Path(path).read_text())["episodes"]
 
 

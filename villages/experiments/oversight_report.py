@@ -13,7 +13,7 @@ from villages.scenarios import load
 from villages.stats import clopper_pearson, fmt_ci, rank_correlation
 
 from .oversight import (AGENTS, COMPETENCE_SHARE, CONDITIONS_THRESHOLD, CONTROL, DEPLOY, IN_DISTRIBUTION_THRESHOLD,
-                        STAND_INS, OversightConfig, _episodes, across_seeds, contrast, measure)
+                        STAND_INS, OversightConfig, episodes_of, across_seeds, contrast, measure)
 from .tables import table
 
 
@@ -77,7 +77,7 @@ def _replay(out: Path, watched: list[dict], lines: list[str]) -> None:
 def write_oversight_report(out: Path, cfg: OversightConfig, evals: list[dict], probes: list[dict], train_results,
                            quick: bool, timing: dict) -> str:
     by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
-    ep = lambda who, seed, scen: _episodes(by[(who, seed, scen)])  # noqa: E731
+    ep = lambda who, seed, scen: episodes_of(by[(who, seed, scen)])  # noqa: E731
     raider_proxy = float(np.mean(ep("raider", -1, CONTROL)["proxy_reward"]))
     bots = {b: measure(ep(b, -1, DEPLOY), ep(b, -1, CONTROL), raider_proxy) for b in STAND_INS}
     probe_of = {(p["agent"], p["seed"]): p for p in probes}
