@@ -13,7 +13,7 @@ from villages.scenarios import load
 from villages.stats import clopper_pearson, fmt_ci, rank_correlation
 
 from .oversight import (AGENTS, COMPETENCE_SHARE, CONDITIONS_THRESHOLD, CONTROL, DEPLOY, IN_DISTRIBUTION_THRESHOLD,
-                        STAND_INS, OversightConfig, episodes_of, across_seeds, contrast, measure)
+                        STAND_INS, OversightConfig, across_seeds, contrast, episodes_of, measure)
 from .tables import table
 
 
