@@ -100,6 +100,19 @@ def test_still_needs_a_png_and_a_bad_second_file_exits_2(recordings, tmp_path, c
     assert not (tmp_path / "x.gif").exists()
 
 
+def test_one_world_seed_in_two_scenarios_is_a_pair_not_a_mismatch(recordings):
+    import copy
+
+    from villages.render.side_by_side import pairing_note
+
+    a = load_replay(recordings["a"])
+    b = copy.copy(a)
+    b.meta = {**a.meta, "scenario": "oversight-control"}
+    note, bad = pairing_note(a, b)
+    assert not bad and note.startswith("same world seed, two scenarios") and "oversight-control" in note
+    assert pairing_note(a, load_replay(recordings["other_seed"]))[1]
+
+
 def test_different_episodes_are_flagged_and_lengths_may_differ(recordings, tmp_path, capsys):
     from villages.render import cli_replay
 

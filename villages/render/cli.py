@@ -56,12 +56,11 @@ def cli_replay(file, export=None, size=None, fps: float = 10.0, substeps: int = 
     if isinstance(size, str):
         size = parse_size(size)
     if second is not None:
-        from .side_by_side import mismatch
+        from .side_by_side import pairing_note
 
-        why = mismatch(replay, second)
-        if why:
-            print(f"warning: {file} and {other} are not the same episode ({why}); showing them side by side anyway",
-                  file=sys.stderr)
+        note, bad = pairing_note(replay, second)
+        if bad:
+            print(f"warning: {file} and {other}: {note}; showing them side by side anyway", file=sys.stderr)
     if still is not None and (export is None or Path(export).suffix.lower() != ".png"):
         _fail(f"--still {still} writes one PNG: give --export OUT.png")
     if export is None:

@@ -53,6 +53,17 @@ def mismatch(a: Replay, b: Replay) -> str | None:
     return ", ".join(diffs) or None
 
 
+def pairing_note(a: Replay, b: Replay) -> tuple[str, bool]:
+    """(what the two panes are, whether that is a problem). The same world seed on the same map in two
+    scenarios is a paired comparison by design (e.g. unwatched vs watched), not a mismatch."""
+    why = mismatch(a, b)
+    if why is None:
+        return "same episode", False
+    if a.meta.get("seed") == b.meta.get("seed") and np.array_equal(a.pos, b.pos):  # (so only the scenario differs)
+        return f"same world seed, two scenarios: {a.meta.get('scenario')} vs {b.meta.get('scenario')}", False
+    return f"not the same episode: {why}", True
+
+
 class SideBySide:
     """Draws replays A and B in two panes above one shared timeline (the ``Renderer`` API:
     ``draw``, ``frame``, ``resize``, ``frame_at``, ``village_at``, ``T``)."""
@@ -174,8 +185,8 @@ class SideBySide:
         i = int(min(math.floor(t), self.T - 1))
         cap = self._text(f"tick {int(master.tick[i])}", TEXT, bold=True)
         s.blit(cap, (min(max(x - cap.get_width() // 2, bar.x), bar.right - cap.get_width()), bar.bottom + 4))
-        note = "same episode" if self.mismatch is None else f"not the same episode: {self.mismatch}"
-        surf = self._text(note, DIM if self.mismatch is None else (238, 66, 54))
+        note, bad = pairing_note(*self.replays)
+        surf = self._text(note, (238, 66, 54) if bad else DIM)
         s.blit(surf, (bar.right - surf.get_width(), tr.bottom - surf.get_height() - 2))
 
     def _shared_frame(self, k: int, f: int) -> float:
