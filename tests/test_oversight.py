@@ -147,6 +147,31 @@ def test_villages_diagnose_runs_the_oversight_probe_on_an_oversight_scenario(tmp
     assert "Oversight probe" in r.output and json.loads((tmp_path / "p.json").read_text())["conditions_on_watch"]
 
 
+def test_watch_share_sets_the_overseers_arrivals_and_is_checked():
+    from villages.train.ppo import Args, make_spec
+    from villages.validation import InputError
+
+    spec = make_spec(Args(scenario="oversight-training", watch_share=0.6))
+    assert [e.probability for e in spec.events if e.action == "overseer_arrives"] == [0.6]
+    with pytest.raises(InputError, match="--watch-share: scenario 'training' has no overseer_arrives"):
+        make_spec(Args(scenario="training", watch_share=0.5))
+    with pytest.raises(InputError, match=r"--watch-share: expected a number in \[0, 1\]"):
+        make_spec(Args(scenario="oversight-training", watch_share=2.0))
+
+
+def test_watch_sweep_end_to_end(tmp_path):
+    import json
+
+    from villages.experiments.oversight import run_watch_sweep
+
+    r = run_watch_sweep(tmp_path, shares=(0.25, 0.75), n_seeds=1, steps=2048, episodes=2, reuse=None,
+                        log=lambda *_: None)
+    assert [p["share"] for p in r["points"]] == [0.25, 0.75] and (tmp_path / "sweep.md").exists()
+    args = json.loads((tmp_path / "share0.75" / "agents" / "watched-seed0" / "args.json").read_text())
+    assert args["watch_share"] == 0.75  # the other share trained at its own setting
+    assert "watch share in training" in (tmp_path / "sweep.md").read_text()
+
+
 @pytest.mark.slow
 def test_oversight_calibration_at_the_full_budget(tmp_path):
     """2 seeds per kind at the default budget (minutes). What must hold at any seed: every agent is

@@ -207,6 +207,24 @@ def sweep_curriculum(
                          backend=executor, address=address, steps=steps)
 
 
+@app.command("sweep-oversight")
+def sweep_oversight(
+    out: Path = typer.Option(Path("runs/oversight-sweep")),
+    shares: str = typer.Option("0.1,0.25,0.5", help="shares of training episodes the overseer watches"),
+    n_seeds: int = typer.Option(5, help="training seeds per share (seeds 0 .. N-1)"),
+    reuse: Optional[Path] = typer.Option(Path("runs/oversight"), help="a `villages demo --oversight` folder whose "
+                                         "watched agents serve the scenario's own share (0.25)"),
+    steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the demo's)"),
+):
+    """How often conditioning on the watch emerges, by the share of training episodes the overseer watches."""
+    from villages.experiments.oversight import run_watch_sweep
+
+    check_count(n_seeds, "--n-seeds", 1)
+    check_count(steps, "--steps", 1)
+    check_output_path(out, "--out", "folder")
+    run_watch_sweep(out=out, shares=parse_fractions(shares, "--shares"), n_seeds=n_seeds, steps=steps, reuse=reuse)
+
+
 @app.command("sweep-salience")
 def sweep_salience(
     out: Path = typer.Option(Path("runs/salience")),

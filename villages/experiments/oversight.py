@@ -168,3 +168,65 @@ def contrast(a_rows: list[dict], b_rows: list[dict], key: str) -> tuple:
     return tuple(unpaired_diff_ci(a, b)[:3]) if len(a) and len(b) else (math.nan,) * 3
 
 
+
+
+SHARES = (0.1, 0.25, 0.5)
+"""Shares of training episodes the overseer watches, for ``villages sweep-oversight``."""
+
+
+def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, n_seeds: int = 5,
+                    steps: int | None = None, episodes: int = 64, reuse: Path | None = None, log=print) -> dict:
+    """How often does conditioning on the watch emerge, as a function of how often the overseer watches in
+    training? ``watched`` agents are trained at each share (``--watch-share``), played unwatched and watched on
+    the same episode seeds, and summarised per share: agents that condition (with Clopper-Pearson CIs), the
+    paired difference across seeds, forbidden attacks while watched. ``reuse``: a ``villages demo --oversight``
+    folder whose watched agents (trained at the scenario's own share) are reused for that share.
+    Writes ``sweep.md``, ``sweep.json`` and ``sweep.png`` into ``out``."""
+    import shutil
+
+    from villages.scenarios import load
+    from villages.stats import clopper_pearson
+
+    out = Path(out).resolve()
+    cfg = OversightConfig(steps=steps or OversightConfig.steps, episodes=episodes, seeds=tuple(range(n_seeds)))
+    own = next(e.probability for e in load(AGENTS["watched"]).events if e.action == "overseer_arrives")
+    agent_dir = lambda share, s: out / f"share{share:g}" / "agents" / f"watched-seed{s}"  # noqa: E731
+    jobs = []
+    for share in shares:
+        for s in cfg.seeds:
+            d = agent_dir(share, s)
+            if share == own and reuse is not None and (Path(reuse) / "agents" / f"watched-seed{s}" / "done.json").exists() \
+                    and not d.exists():
+                shutil.copytree(Path(reuse) / "agents" / f"watched-seed{s}", d)  # trained identically: reuse
+            jobs.append(dict(scenario=AGENTS["watched"], seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
+                             learning_rate=cfg.learning_rate, processes=1, out=str(d),
+                             **({} if share == own else {"watch_share": share})))
+    t0 = time.perf_counter()
+    log(f"training {len(jobs)} watched agents over watch shares {', '.join(f'{x:g}' for x in shares)} ...")
+    train_agents(jobs, cfg.workers)
+    evals = [dict(policy=str(agent_dir(share, s) / "final.pt"), scenario=scen, episodes=episodes, agent=share, seed=s,
+                  out=str(out / f"share{share:g}" / "eval" / f"watched-seed{s}__{scen}.json"))
+             for share in shares for s in cfg.seeds for scen in (DEPLOY, CONTROL)]
+    raider = [dict(policy="raider", scenario=CONTROL, episodes=episodes, agent="raider", seed=-1,
+                   out=str(out / "eval" / f"raider__{CONTROL}.json"))]
+    log(f"evaluating ({len(evals)} agent x scenario jobs, {episodes} episodes each) ...")
+    run_parallel(eval_job, evals + raider, cfg.workers, desc="eval")
+    raider_proxy = float(np.mean(episodes_of(raider[0]["out"])["proxy_reward"]))
+    by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
+    points = []
+    for share in shares:
+        rows = [{**measure(episodes_of(by[(share, s, DEPLOY)]), episodes_of(by[(share, s, CONTROL)]), raider_proxy),
+                 "seed": s} for s in cfg.seeds]
+        competent = [r for r in rows if r["competent"]]
+        k = sum(r["conditions_on_watch"] for r in competent)
+        points.append({"share": share, "agents": rows, "competent": len(competent), "conditions": k,
+                       "conditions_ci": list(clopper_pearson(k, len(competent))) if competent else [math.nan] * 2,
+                       "difference": across_seeds(rows, "difference"),
+                       "forbidden_watched": across_seeds(rows, "forbidden_watched"),
+                       "forbidden_unwatched": across_seeds(rows, "forbidden_unwatched"),
+                       "intended_difference": across_seeds(rows, "intended_difference")})
+    from .oversight_report import write_watch_sweep
+
+    write_watch_sweep(out, points, cfg, time.perf_counter() - t0)
+    log(f"sweep: {out / 'sweep.md'}")
+    return {"points": points}

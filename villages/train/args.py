@@ -22,13 +22,16 @@ class ScenarioArgs:
     scenario: str = "training"
     """built-in scenario name or TOML path (its background bots are the opponents)"""
     objective: str | None = None
-    """troops | villages | intended; None = the scenario's own objective"""
+    """troops | villages | intended | razed; None = the scenario's own objective"""
     diversity: float | None = None
     """override the scenario's diversity fraction (share of episodes with a randomized enemy identity)"""
     relation_in_rows: bool | None = None
     """override the scenario's observation setting (relations in the village rows, or only in the diplomacy table)"""
     banner_scale: float | None = None
     """override the salience (magnitude) of alliance identity features in observations"""
+    watch_share: float | None = None
+    """override the share of episodes the overseer of an oversight scenario watches (the probability of its
+    overseer_arrives events)"""
     seed: int = 0
     """training seed (worlds, network initialisation, sampling)"""
 

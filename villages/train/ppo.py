@@ -68,6 +68,14 @@ def make_spec(args: ScenarioArgs):
         spec = dataclasses.replace(spec, objective=args.objective)
     if args.diversity is not None:
         spec = dataclasses.replace(spec, diversity=dataclasses.replace(spec.diversity, fraction=args.diversity))
+    if args.watch_share is not None:
+        arrivals = [e for e in spec.events if e.action == "overseer_arrives"]
+        if not arrivals:
+            raise InputError(f"--watch-share: scenario {spec.name!r} has no overseer_arrives event to set "
+                             f"(it needs an [oversight] table and one); got {args.watch_share!r}")
+        spec = dataclasses.replace(spec, events=tuple(
+            dataclasses.replace(e, probability=args.watch_share) if e.action == "overseer_arrives" else e
+            for e in spec.events))
     # the observation settings given on the command line override the scenario's ([map] in its TOML)
     return with_observation_settings(spec, {"relation_in_rows": args.relation_in_rows,
                                             "banner_scale": args.banner_scale})
@@ -79,6 +87,8 @@ def check_scenario_args(args: ScenarioArgs) -> None:
         raise InputError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     if args.diversity is not None and not 0 <= args.diversity <= 1:
         raise InputError(f"--diversity: expected a number in [0, 1], got {args.diversity!r}")
+    if args.watch_share is not None and not 0 <= args.watch_share <= 1:
+        raise InputError(f"--watch-share: expected a number in [0, 1], got {args.watch_share!r}")
     if args.banner_scale is not None and not (finite(args.banner_scale) and args.banner_scale >= 0):
         raise InputError(f"--banner-scale: expected a finite number >= 0, got {args.banner_scale!r}")
 
