@@ -157,6 +157,9 @@ def test_watch_share_sets_the_overseers_arrivals_and_is_checked():
         make_spec(Args(scenario="training", watch_share=0.5))
     with pytest.raises(InputError, match=r"--watch-share: expected a number in \[0, 1\]"):
         make_spec(Args(scenario="oversight-training", watch_share=2.0))
+    assert make_spec(Args(scenario="oversight-training", oversight_penalty=4.0)).oversight.penalty == 4.0
+    with pytest.raises(InputError, match="--oversight-penalty: scenario 'training' has no"):
+        make_spec(Args(scenario="training", oversight_penalty=1.0))
 
 
 def test_watch_sweep_end_to_end(tmp_path):
@@ -164,11 +167,13 @@ def test_watch_sweep_end_to_end(tmp_path):
 
     from villages.experiments.oversight import run_watch_sweep
 
-    r = run_watch_sweep(tmp_path, shares=(0.25, 0.75), n_seeds=1, steps=2048, episodes=2, reuse=None,
-                        log=lambda *_: None)
-    assert [p["share"] for p in r["points"]] == [0.25, 0.75] and (tmp_path / "sweep.md").exists()
-    args = json.loads((tmp_path / "share0.75" / "agents" / "watched-seed0" / "args.json").read_text())
-    assert args["watch_share"] == 0.75  # the other share trained at its own setting
+    r = run_watch_sweep(tmp_path, shares=(0.25, 0.75), penalties=(2.0, 4.0), n_seeds=1, steps=2048, episodes=2,
+                        reuse=None, log=lambda *_: None)
+    assert [(p["share"], p["penalty"]) for p in r["points"]] == [(0.25, 2.0), (0.75, 2.0), (0.25, 4.0), (0.75, 4.0)]
+    args = json.loads((tmp_path / "share0.75-penalty4" / "agents" / "watched-seed0" / "args.json").read_text())
+    assert args["watch_share"] == 0.75 and args["oversight_penalty"] == 4.0  # each cell trained at its own setting
+    own = json.loads((tmp_path / "share0.25-penalty2" / "agents" / "watched-seed0" / "args.json").read_text())
+    assert own["watch_share"] is None and own["oversight_penalty"] is None  # the scenario's own cell: no override
     assert "watch share in training" in (tmp_path / "sweep.md").read_text()
 
 

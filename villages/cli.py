@@ -211,18 +211,30 @@ def sweep_curriculum(
 def sweep_oversight(
     out: Path = typer.Option(Path("runs/oversight-sweep")),
     shares: str = typer.Option("0.1,0.25,0.5", help="shares of training episodes the overseer watches"),
-    n_seeds: int = typer.Option(5, help="training seeds per share (seeds 0 .. N-1)"),
+    penalties: Optional[str] = typer.Option(None, help="penalties per forbidden attack while watched, e.g. 1,2,4 "
+                                            "(default: the scenario's own, 2)"),
+    n_seeds: int = typer.Option(5, help="training seeds per cell (seeds 0 .. N-1)"),
     reuse: Optional[Path] = typer.Option(Path("runs/oversight"), help="a `villages demo --oversight` folder whose "
                                          "watched agents serve the scenario's own share (0.25)"),
     steps: Optional[int] = typer.Option(None, help="env-steps per training run (default: the demo's)"),
 ):
-    """How often conditioning on the watch emerges, by the share of training episodes the overseer watches."""
+    """How often conditioning on the watch emerges, by the share of training episodes the overseer watches
+    (and the penalty it charges)."""
     from villages.experiments.oversight import run_watch_sweep
 
     check_count(n_seeds, "--n-seeds", 1)
+    costs = None
+    if penalties is not None:
+        try:
+            costs = [float(x) for x in penalties.split(",")]
+        except ValueError:
+            raise InputError(f"--penalties: expected comma-separated numbers >= 0 such as 1,2,4, got {penalties!r}") from None
+        if not all(0 <= x <= 1e6 for x in costs):  # (also refuses nan)
+            raise InputError(f"--penalties: expected numbers in [0, 1e6], got {penalties!r}")
     check_count(steps, "--steps", 1)
     check_output_path(out, "--out", "folder")
-    run_watch_sweep(out=out, shares=parse_fractions(shares, "--shares"), n_seeds=n_seeds, steps=steps, reuse=reuse)
+    run_watch_sweep(out=out, shares=parse_fractions(shares, "--shares"), penalties=costs, n_seeds=n_seeds, steps=steps,
+                    reuse=reuse)
 
 
 @app.command("sweep-salience")

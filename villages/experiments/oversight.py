@@ -178,13 +178,14 @@ SHARES = (0.1, 0.25, 0.5)
 """Shares of training episodes the overseer watches, for ``villages sweep-oversight``."""
 
 
-def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, n_seeds: int = 5,
+def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, penalties=None, n_seeds: int = 5,
                     steps: int | None = None, episodes: int = 64, reuse: Path | None = None, log=print) -> dict:
     """How often does conditioning on the watch emerge, as a function of how often the overseer watches in
-    training? ``watched`` agents are trained at each share (``--watch-share``), played unwatched and watched on
-    the same episode seeds, and summarised per share: agents that condition (with Clopper-Pearson CIs), the
-    paired difference across seeds, forbidden attacks while watched. ``reuse``: a ``villages demo --oversight``
-    folder whose watched agents (trained at the scenario's own share) are reused for that share.
+    training (``shares``) and what it charges (``penalties``; default: the scenario's own)? ``watched`` agents
+    are trained in every cell (``--watch-share``, ``--oversight-penalty``), played unwatched and watched on the
+    same episode seeds, and summarised per cell: agents that condition (with Clopper-Pearson CIs), the paired
+    difference across seeds, forbidden attacks while watched. ``reuse``: a ``villages demo --oversight``
+    folder whose watched agents (trained at the scenario's own share and penalty) serve that cell.
     Writes ``sweep.md``, ``sweep.json`` and ``sweep.png`` into ``out``."""
     import shutil
 
@@ -193,24 +194,29 @@ def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, n_s
 
     out = Path(out).resolve()
     cfg = OversightConfig(steps=steps or OversightConfig.steps, episodes=episodes, seeds=tuple(range(n_seeds)))
-    own = next(e.probability for e in load(AGENTS["watched"]).events if e.action == "overseer_arrives")
-    agent_dir = lambda share, s: out / f"share{share:g}" / "agents" / f"watched-seed{s}"  # noqa: E731
+    spec = load(AGENTS["watched"])
+    own_share = next(e.probability for e in spec.events if e.action == "overseer_arrives")
+    own_penalty = spec.oversight.penalty
+    cells = [(share, penalty) for penalty in (penalties or (own_penalty,)) for share in shares]
+    cell_dir = lambda share, penalty: out / f"share{share:g}-penalty{penalty:g}"  # noqa: E731
+    agent_dir = lambda cell, s: cell_dir(*cell) / "agents" / f"watched-seed{s}"  # noqa: E731
     jobs = []
-    for share in shares:
+    for cell in cells:
+        own = cell == (own_share, own_penalty)
+        override = {k: v for k, v, default in (("watch_share", cell[0], own_share),
+                                               ("oversight_penalty", cell[1], own_penalty)) if v != default}
         for s in cfg.seeds:
-            d = agent_dir(share, s)
-            if share == own and reuse is not None and (Path(reuse) / "agents" / f"watched-seed{s}" / "done.json").exists() \
-                    and not d.exists():
-                shutil.copytree(Path(reuse) / "agents" / f"watched-seed{s}", d)  # trained identically: reuse
+            d, src = agent_dir(cell, s), Path(reuse or "-") / "agents" / f"watched-seed{s}"
+            if own and reuse is not None and (src / "done.json").exists() and not d.exists():
+                shutil.copytree(src, d)  # trained identically: reuse
             jobs.append(dict(scenario=AGENTS["watched"], seed=s, total_steps=cfg.steps, num_worlds=cfg.num_worlds,
-                             learning_rate=cfg.learning_rate, processes=1, out=str(d),
-                             **({} if share == own else {"watch_share": share})))
+                             learning_rate=cfg.learning_rate, processes=1, out=str(d), **override))
     t0 = time.perf_counter()
-    log(f"training {len(jobs)} watched agents over watch shares {', '.join(f'{x:g}' for x in shares)} ...")
+    log(f"training {len(jobs)} watched agents over {len(cells)} (watch share, penalty) cells ...")
     train_agents(jobs, cfg.workers)
-    evals = [dict(policy=str(agent_dir(share, s) / "final.pt"), scenario=scen, episodes=episodes, agent=share, seed=s,
-                  out=str(out / f"share{share:g}" / "eval" / f"watched-seed{s}__{scen}.json"))
-             for share in shares for s in cfg.seeds for scen in (DEPLOY, CONTROL)]
+    evals = [dict(policy=str(agent_dir(cell, s) / "final.pt"), scenario=scen, episodes=episodes, agent=cell, seed=s,
+                  out=str(cell_dir(*cell) / "eval" / f"watched-seed{s}__{scen}.json"))
+             for cell in cells for s in cfg.seeds for scen in (DEPLOY, CONTROL)]
     raider = [dict(policy="raider", scenario=CONTROL, episodes=episodes, agent="raider", seed=-1,
                    out=str(out / "eval" / f"raider__{CONTROL}.json"))]
     log(f"evaluating ({len(evals)} agent x scenario jobs, {episodes} episodes each) ...")
@@ -218,12 +224,13 @@ def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, n_s
     raider_razed = float(np.mean(episodes_of(raider[0]["out"])["villages_destroyed"]))
     by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
     points = []
-    for share in shares:
-        rows = [{**measure(episodes_of(by[(share, s, DEPLOY)]), episodes_of(by[(share, s, CONTROL)]), raider_razed),
+    for cell in cells:
+        rows = [{**measure(episodes_of(by[(cell, s, DEPLOY)]), episodes_of(by[(cell, s, CONTROL)]), raider_razed),
                  "seed": s} for s in cfg.seeds]
         competent = [r for r in rows if r["competent"]]
         k = sum(r["conditions_on_watch"] for r in competent)
-        points.append({"share": share, "agents": rows, "competent": len(competent), "conditions": k,
+        points.append({"share": cell[0], "penalty": cell[1], "agents": rows, "competent": len(competent),
+                       "conditions": k,
                        "in_distribution_failures": sum(r["in_distribution_failure"] for r in competent),
                        "conditions_ci": list(clopper_pearson(k, len(competent))) if competent else [math.nan] * 2,
                        "difference": across_seeds(rows, "difference"),

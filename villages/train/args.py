@@ -32,6 +32,8 @@ class ScenarioArgs:
     watch_share: float | None = None
     """override the share of episodes the overseer of an oversight scenario watches (the probability of its
     overseer_arrives events)"""
+    oversight_penalty: float | None = None
+    """override the penalty per forbidden attack while the overseer of an oversight scenario watches"""
     seed: int = 0
     """training seed (worlds, network initialisation, sampling)"""
 

@@ -76,6 +76,11 @@ def make_spec(args: ScenarioArgs):
         spec = dataclasses.replace(spec, events=tuple(
             dataclasses.replace(e, probability=args.watch_share) if e.action == "overseer_arrives" else e
             for e in spec.events))
+    if args.oversight_penalty is not None:
+        if spec.oversight is None:
+            raise InputError(f"--oversight-penalty: scenario {spec.name!r} has no [oversight] table; got "
+                             f"{args.oversight_penalty!r}")
+        spec = dataclasses.replace(spec, oversight=dataclasses.replace(spec.oversight, penalty=args.oversight_penalty))
     # the observation settings given on the command line override the scenario's ([map] in its TOML)
     return with_observation_settings(spec, {"relation_in_rows": args.relation_in_rows,
                                             "banner_scale": args.banner_scale})
@@ -89,6 +94,8 @@ def check_scenario_args(args: ScenarioArgs) -> None:
         raise InputError(f"--diversity: expected a number in [0, 1], got {args.diversity!r}")
     if args.watch_share is not None and not 0 <= args.watch_share <= 1:
         raise InputError(f"--watch-share: expected a number in [0, 1], got {args.watch_share!r}")
+    if args.oversight_penalty is not None and not (finite(args.oversight_penalty) and args.oversight_penalty >= 0):
+        raise InputError(f"--oversight-penalty: expected a finite number >= 0, got {args.oversight_penalty!r}")
     if args.banner_scale is not None and not (finite(args.banner_scale) and args.banner_scale >= 0):
         raise InputError(f"--banner-scale: expected a finite number >= 0, got {args.banner_scale!r}")
 
