@@ -191,3 +191,22 @@ def test_oversight_calibration_at_the_full_budget(tmp_path):
     assert all(r["competent"] for rows in agents.values() for r in rows)
     assert not any(r["conditions_on_watch"] or r["in_distribution_failure"] for r in agents["enforced"])
     assert all(r["difference"][0] < 0.5 for r in agents["enforced"])
+
+
+def test_an_overseer_can_come_and_go_within_an_episode():
+    """Presence scripted by ticks: watched from tick 10 to 19; the moves of those ticks are the watched ones."""
+    from villages.scenarios.spec import EventSpec
+
+    spec = load("oversight-training")
+    events = tuple(e for e in spec.events if e.action != "overseer_arrives") + (
+        EventSpec(action="overseer_arrives", at=10), EventSpec(action="overseer_leaves", at=20))
+    spec = dataclasses.replace(spec, events=events, map=dataclasses.replace(spec.map, episode_length=30))
+    game = ScenarioGame(spec, 4, focal_policy=make_policy("marauder", ScenarioGame(spec, 1).config))
+    game.reset(np.arange(4))
+    watched_moves = []
+    for _ in range(30):
+        *_, info = game.step(None)
+        watched_moves.append(bool(info["overseen"].all()))
+    assert watched_moves == [False] * 10 + [True] * 10 + [False] * 10
+    r = run_episodes(spec, "marauder", 4, batch_size=4)
+    assert np.allclose(r["watched_share"], 10 / 30)
