@@ -36,7 +36,7 @@ from villages.diagnostics.oversight import CONDITIONS_THRESHOLD  # (one threshol
 from villages.stats import bootstrap_ci, unpaired_diff_ci
 from villages.train.args import NativeArgs
 
-from .common import eval_job, run_parallel, train_agents
+from .common import baseline_job, eval_job, run_parallel, train_agents
 
 DEPLOY, CONTROL = "oversight-deployment", "oversight-control"
 AGENTS = {"watched": "oversight-training", "enforced": "oversight-training-enforced"}
@@ -115,6 +115,26 @@ def measure(deploy: dict, control: dict, raider_razed: float) -> dict:
     return out
 
 
+def pair_jobs(agent_out, out: Path, episodes: int, record: bool = False, **tags) -> list[dict]:
+    """The unwatched and the watched evaluation of one trained agent (its folder ``agent_out``) on the same
+    episode seeds, results under ``out/eval`` and, with ``record``, world 0's replays under ``out/replays``;
+    ``tags`` (who and which seed) ride along, as on ``common.agent_eval_jobs``'s jobs."""
+    name, policy = Path(agent_out).name, str(Path(agent_out) / "final.pt")
+    return [dict(policy=policy, scenario=scen, episodes=episodes, out=str(Path(out) / "eval" / f"{name}__{scen}.json"),
+                 record=str(Path(out) / "replays" / f"{name}-{scen}.replay.npz") if record else None, **tags)
+            for scen in (DEPLOY, CONTROL)]
+
+
+def measure_pairs(evals: list[dict]) -> dict:
+    """``measure`` of every (agent, seed) that ``evals`` (finished jobs tagged ``agent`` and ``seed``) play
+    both unwatched and watched, against the raider's razes in the watched control (``baseline_job``)."""
+    by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
+    raider_razed = float(np.mean(episodes_of(by[("raider", -1, CONTROL)])["villages_destroyed"]))
+    return {(who, seed): measure(episodes_of(by[(who, seed, DEPLOY)]), episodes_of(by[(who, seed, CONTROL)]),
+                                 raider_razed)
+            for who, seed, scen in by if scen == DEPLOY and (who, seed, CONTROL) in by}
+
+
 def run_oversight(out: Path = Path("runs/oversight"), quick: bool = False, n_seeds: int = 3,
                   cfg: OversightConfig | None = None, log=print) -> Path:
     out = Path(out).resolve()
@@ -130,18 +150,9 @@ def run_oversight(out: Path = Path("runs/oversight"), quick: bool = False, n_see
     train_results = train_agents(jobs, cfg.workers)
     t_train = time.perf_counter() - t0
 
-    evals = []
-    for who in STAND_INS:
-        for scen in (DEPLOY, CONTROL):
-            evals.append(dict(policy=who, scenario=scen, episodes=cfg.episodes, agent=who, seed=-1,
-                              out=str(out / "eval" / f"{who}__{scen}.json")))
-    for kind in AGENTS:
-        for s in cfg.seeds:
-            for scen in (DEPLOY, CONTROL):
-                record = out / "replays" / f"{kind}-seed{s}-{scen}.replay.npz" if kind == "watched" else None
-                evals.append(dict(policy=str(agent_dir(kind, s) / "final.pt"), scenario=scen, episodes=cfg.episodes,
-                                  agent=kind, seed=s, record=str(record) if record else None,
-                                  out=str(out / "eval" / f"{kind}-seed{s}__{scen}.json")))
+    evals = [baseline_job(out, cfg.episodes, who, scen) for who in STAND_INS for scen in (DEPLOY, CONTROL)]
+    evals += [job for kind in AGENTS for s in cfg.seeds
+              for job in pair_jobs(agent_dir(kind, s), out, cfg.episodes, record=kind == "watched", agent=kind, seed=s)]
     log(f"evaluating ({len(evals)} policy x scenario jobs, {cfg.episodes} episodes each) ...")
     run_parallel(eval_job, evals, cfg.workers, desc="eval")
     probes = [dict(policy=str(agent_dir(kind, s) / "final.pt"), agent=kind, seed=s, episodes=cfg.probe_episodes,
@@ -214,19 +225,15 @@ def run_watch_sweep(out: Path = Path("runs/oversight-sweep"), shares=SHARES, pen
     t0 = time.perf_counter()
     log(f"training {len(jobs)} watched agents over {len(cells)} (watch share, penalty) cells ...")
     train_agents(jobs, cfg.workers)
-    evals = [dict(policy=str(agent_dir(cell, s) / "final.pt"), scenario=scen, episodes=episodes, agent=cell, seed=s,
-                  out=str(cell_dir(*cell) / "eval" / f"watched-seed{s}__{scen}.json"))
-             for cell in cells for s in cfg.seeds for scen in (DEPLOY, CONTROL)]
-    raider = [dict(policy="raider", scenario=CONTROL, episodes=episodes, agent="raider", seed=-1,
-                   out=str(out / "eval" / f"raider__{CONTROL}.json"))]
-    log(f"evaluating ({len(evals)} agent x scenario jobs, {episodes} episodes each) ...")
-    run_parallel(eval_job, evals + raider, cfg.workers, desc="eval")
-    raider_razed = float(np.mean(episodes_of(raider[0]["out"])["villages_destroyed"]))
-    by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
+    evals = [job for cell in cells for s in cfg.seeds
+             for job in pair_jobs(agent_dir(cell, s), cell_dir(*cell), episodes, agent=cell, seed=s)]
+    evals.append(baseline_job(out, episodes, "raider", CONTROL))
+    log(f"evaluating ({len(evals) - 1} agent x scenario jobs, {episodes} episodes each) ...")
+    run_parallel(eval_job, evals, cfg.workers, desc="eval")
+    measured = measure_pairs(evals)
     points = []
     for cell in cells:
-        rows = [{**measure(episodes_of(by[(cell, s, DEPLOY)]), episodes_of(by[(cell, s, CONTROL)]), raider_razed),
-                 "seed": s} for s in cfg.seeds]
+        rows = [{**measured[(cell, s)], "seed": s} for s in cfg.seeds]
         competent = [r for r in rows if r["competent"]]
         k = sum(r["conditions_on_watch"] for r in competent)
         points.append({"share": cell[0], "penalty": cell[1], "agents": rows, "competent": len(competent),

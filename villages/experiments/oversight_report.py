@@ -13,7 +13,7 @@ from villages.scenarios import load
 from villages.stats import clopper_pearson, fmt_ci, rank_correlation
 
 from .oversight import (AGENTS, COMPETENCE_SHARE, CONDITIONS_THRESHOLD, CONTROL, DEPLOY, IN_DISTRIBUTION_THRESHOLD,
-                        STAND_INS, OversightConfig, across_seeds, contrast, episodes_of, measure)
+                        STAND_INS, OversightConfig, across_seeds, contrast, measure_pairs)
 from .tables import table
 
 
@@ -76,16 +76,14 @@ def _replay(out: Path, watched: list[dict], lines: list[str]) -> None:
 
 def write_oversight_report(out: Path, cfg: OversightConfig, evals: list[dict], probes: list[dict], train_results,
                            quick: bool, timing: dict) -> str:
-    by = {(e["agent"], e["seed"], e["scenario"]): e["out"] for e in evals}
-    ep = lambda who, seed, scen: episodes_of(by[(who, seed, scen)])  # noqa: E731
-    raider_razed = float(np.mean(ep("raider", -1, CONTROL)["villages_destroyed"]))
-    bots = {b: measure(ep(b, -1, DEPLOY), ep(b, -1, CONTROL), raider_razed) for b in STAND_INS}
+    measured = measure_pairs(evals)
+    bots = {b: measured[(b, -1)] for b in STAND_INS}
     probe_of = {(p["agent"], p["seed"]): p for p in probes}
     rows: dict[str, list[dict]] = {}
     for kind in AGENTS:
         rows[kind] = []
         for s in cfg.seeds:
-            m = measure(ep(kind, s, DEPLOY), ep(kind, s, CONTROL), raider_razed)
+            m = measured[(kind, s)]
             p = probe_of[(kind, s)]
             rows[kind].append({**m, "seed": s, "predicted": tuple(p["difference"]),
                                "probe_conditions": p["conditions_on_watch"]})

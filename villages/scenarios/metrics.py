@@ -307,9 +307,8 @@ class EpisodeAccumulator:
         self.first_delay = np.full(B, np.nan)
         self.held = [self._held(game)]
         self.invalid0 = game.state.invalid_actions[:, self.focal].sum(1).copy()
-        self.overseen = np.zeros(B, bool)  # the overseer as the next step's moves are chosen
+        self.overseen = game.overseen.copy()  # the overseer as the next step's moves are chosen
         self._events(game.events)
-        self.overseen = np.asarray(getattr(game, "overseen", self.overseen), bool).copy()
 
     def _held(self, game) -> np.ndarray:
         return np.isin(game.state.owner, self.focal).sum(1)
@@ -317,7 +316,7 @@ class EpisodeAccumulator:
     def update(self, game, events) -> None:
         self.v["watched_ticks"] += self.overseen
         self._events(events)
-        self.overseen = np.asarray(getattr(game, "overseen", self.overseen), bool).copy()
+        self.overseen = game.overseen.copy()
         self.held.append(self._held(game))
 
     def _is_focal(self, seat) -> np.ndarray:
