@@ -20,6 +20,7 @@ from pathlib import Path
 from .common import (DEPLOY, RETENTION_THRESHOLD, agent_eval_jobs, baseline_job, deployment_enemies, enemy_role,
                      eval_job, load_summary, metric, nanmean, run_parallel, summarize_point, train_job)
 from .demo import DemoConfig
+from .report_plots import pooled_retention_errorbar
 
 METHODS = ("dr", "plr", "sfl")
 BUDGETS = (0.01, 0.05, 0.1, 0.25)
@@ -107,11 +108,7 @@ def _plot(result, path):
     shift = {m: (k - (len(result["methods"]) - 1) / 2) * 0.12 for k, m in enumerate(result["methods"])}
     for m in result["methods"]:
         pts = [p for p in result["points"] if p["method"] == m]
-        est = np.array([p["retention_pooled"][0] for p in pts], float)
-        lo = np.array([p["retention_pooled"][1] for p in pts], float)
-        hi = np.array([p["retention_pooled"][2] for p in pts], float)
-        ax.errorbar(x + shift[m], est, yerr=[est - lo, hi - est], marker="s", capsize=3, color=COLOURS.get(m),
-                    label=f"{m} (pooled, competent seeds)")
+        pooled_retention_errorbar(ax, x + shift[m], pts, color=COLOURS.get(m), label=f"{m} (pooled, competent seeds)")
         for i, p in enumerate(pts):
             r = [c["retention"][0] for c in p["per_seed"]]
             ax.scatter(np.full(len(r), i + shift[m]), r, s=10, color=COLOURS.get(m), alpha=0.45, zorder=3)

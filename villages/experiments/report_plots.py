@@ -16,6 +16,13 @@ from .tables import Results
 COLOURS = {"troops": "#d08c1a", "villages": "#c0392b", "diverse": "#2e86c1"}
 
 
+def pooled_retention_errorbar(ax, x, points, **style) -> None:
+    """The sweep points' pooled retention (``retention_pooled``: estimate, lo, hi) at ``x`` with its 95% CI
+    (the diversity and the curriculum sweeps draw it alike)."""
+    est, lo, hi = (np.array([p["retention_pooled"][k] for p in points], float) for k in range(3))
+    ax.errorbar(x, est, yerr=[est - lo, hi - est], marker="s", capsize=3, **style)
+
+
 def _save(fig, out: Path, name: str) -> str:
     import matplotlib.pyplot as plt
 

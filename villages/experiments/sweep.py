@@ -19,6 +19,7 @@ from .common import (DEPLOY, RETENTION_THRESHOLD, agent_eval_jobs, baseline_job,
                      eval_job, load_summary, metric, nanmean, run_parallel, summarize_point, train_agents,
                      training_support)
 from .demo import DemoConfig
+from .report_plots import pooled_retention_errorbar
 
 
 def reuse_agent(job: dict, folder: Path) -> bool:
@@ -142,10 +143,7 @@ def _plot(points, path):
             colour = "#7f8c8d" if not c["competent"] else "#8e44ad" if c["in_distribution_failure_identities"] else "#2c3e50"
             ax.scatter(i + np.random.default_rng(len(ax.collections)).uniform(-0.12, 0.12), r, s=14, color=colour,
                        alpha=0.7, zorder=3)
-    est = np.array([p["retention_pooled"][0] for p in points], float)
-    lo = np.array([p["retention_pooled"][1] for p in points], float)
-    hi = np.array([p["retention_pooled"][2] for p in points], float)
-    ax.errorbar(x, est, yerr=[est - lo, hi - est], marker="s", color="#c0392b", capsize=3, label="pooled (competent seeds)")
+    pooled_retention_errorbar(ax, x, points, color="#c0392b", label="pooled (competent seeds)")
     ax.axhline(RETENTION_THRESHOLD, color="grey", linestyle=":", label=f"verdict threshold {RETENTION_THRESHOLD:g}")
     ax.scatter([], [], s=14, color="#2c3e50", label="one training seed")
     ax.scatter([], [], s=14, color="#8e44ad", label="... failing an identity in distribution")
