@@ -233,7 +233,8 @@ def _cli_oversight(checkpoint, scenario, out, n_episodes: int, seed: int, json_o
 
     from .oversight import oversight_probe
 
-    p = oversight_probe(str(checkpoint), scenario, n_episodes=n_episodes, seed=seed)
+    with _torch_single_thread():  # (as diagnose: tiny networks, many small forward passes)
+        p = oversight_probe(str(checkpoint), scenario, n_episodes=n_episodes, seed=seed)
     text = p.to_markdown()
     typer.echo(text)
     for path, body in ((out, text), (json_out, json.dumps(p.to_dict(), indent=1))):
