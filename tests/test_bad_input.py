@@ -298,6 +298,21 @@ def test_replay_contents_fuzzed(tmp_path_factory, replay_file, data):
         assert_one_line(e, str(path))
 
 
+@pytest.mark.parametrize("value", [None, 3, "abc"])
+def test_replay_meta_lists_of_another_type_are_refused(tmp_path, replay_file, value):
+    """Found by the fuzz above: a meta list replaced by null raised TypeError from len()."""
+    import json
+
+    arrays = replay_arrays(load_replay(replay_file))
+    meta = json.loads(str(arrays["meta"]))
+    meta["alliance_colours"] = value
+    arrays["meta"] = np.array(json.dumps(meta))
+    path = _write(arrays, tmp_path / "meta.replay.npz")
+    with pytest.raises(ReplayError, match=r"meta\['alliance_colours'\]: expected a list of \d+ entries") as e:
+        load_replay(path)
+    assert_one_line(e.value, str(path))
+
+
 def test_version_1_replays_are_still_read(tmp_path, replay_file):
     arrays = replay_arrays(load_replay(replay_file))
     arrays["version"] = np.array(1, np.int64)

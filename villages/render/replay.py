@@ -636,8 +636,11 @@ def _replay_from_arrays(arrays: dict[str, np.ndarray], path: str | None, fail=No
         bad(f"array 'pos' has shape {kw['pos'].shape}, expected {(V, 2)}")
     for key, n in (("alliance_names", A1 - 1), ("alliance_tags", A1 - 1), ("alliance_colours", A1 - 1),
                    ("player_names", P1 - 1), ("village_names", V)):
-        if len(meta.get(key, ())) != n:
-            bad(f"meta[{key!r}] has {len(meta.get(key, ()))} entries, expected {n}")
+        value = meta.get(key, [])
+        if not isinstance(value, list):
+            bad(f"meta[{key!r}]: expected a list of {n} entries, got {type(value).__name__}")
+        if len(value) != n:
+            bad(f"meta[{key!r}] has {len(value)} entries, expected {n}")
     if "focal_player" not in meta:
         bad("meta has no 'focal_player'")
     _check_choices(kw, A1 - 1, V, bad)
