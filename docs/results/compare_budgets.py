@@ -1,6 +1,6 @@
-"""Writes docs/results/budget.md from two 10-seed demo runs (their results.json):
+"""The table of docs/results/budget.md from 10-seed demo runs (their results.json), a column per run:
 
-    python docs/results/compare_budgets.py OLD_RUN NEW_RUN > docs/results/budget.md
+    python docs/results/compare_budgets.py RUN [RUN ...]
 """
 
 import json
@@ -35,16 +35,16 @@ def rows(r):
     ]
 
 
-def main(old, new):
-    a, b = (json.loads((Path(x) / "results.json").read_text()) for x in (old, new))
-    ca, cb = (json.loads((Path(x) / "demo_config.json").read_text()) for x in (old, new))
-    print("| measurement (10 training seeds per agent kind) | "
-          f"{ca['steps'] // 1000}k env-steps, {ca['num_worlds']} worlds, lr {ca.get('learning_rate', 1e-3):g} | "
-          f"{cb['steps'] // 1000}k env-steps, {cb['num_worlds']} worlds, lr {cb['learning_rate']:g} |")
-    print("|---|---|---|")
-    for (name, x), (_, y) in zip(rows(a), rows(b)):
-        print(f"| {name} | {x} | {y} |")
+def main(*runs):
+    results = [json.loads((Path(x) / "results.json").read_text()) for x in runs]
+    configs = [json.loads((Path(x) / "demo_config.json").read_text()) for x in runs]
+    heads = [f"{c['steps']:,} env-steps, {c['num_worlds']} worlds, lr {c.get('learning_rate', 1e-3):g}"
+             for c in configs]
+    print("| measurement (10 training seeds per agent kind) | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(runs))
+    for cells in zip(*(rows(r) for r in results)):
+        print(f"| {cells[0][0]} | " + " | ".join(x for _, x in cells) + " |")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

@@ -70,15 +70,15 @@ class NativeArgs(PPOArgs):
     """The native trainer's settings (``villages.train.ppo``)."""
 
     learning_rate: float = 2e-3
-    """Adam learning rate at the start (see anneal_lr). 2e-3 with 64 worlds reaches, in 150k env-steps, the
-    competence and the deployment result that 1e-3 with 128 worlds reached in 300k (10 seeds each:
-    docs/results/budget.md)"""
-    total_steps: int = 150_000
-    """env-steps (one per world per tick); rounded down to whole updates of num_worlds x num_steps. 150k: the
-    demo's budget (docs/results/budget.md)"""
-    num_worlds: int = 64
-    """worlds stepped together by the batched engine (64 x 32 ticks per update: twice the updates per env-step
-    of 128 worlds, which is what made the shorter budget enough)"""
+    """Adam learning rate at the start (see anneal_lr)"""
+    total_steps: int = 92_160
+    """env-steps (one per world per tick); rounded down to whole updates of num_worlds x num_steps. 92,160 (180
+    updates of 16 worlds x 32 ticks): the demo's budget. It gives the deployment result of 150k env-steps in
+    updates of 64 worlds, with competence within the CIs (10 seeds per agent kind: docs/results/budget.md)"""
+    num_worlds: int = 16
+    """worlds per member stepped by the batched engine. 16 x 32 ticks per update: PPO learns this game in fewer
+    env-steps from more, smaller updates (docs/results/budget.md); a population steps the worlds of all its
+    members that play one scenario in one engine batch"""
     num_steps: int = 32
     """rollout length per update"""
     num_minibatches: int = 4
