@@ -1,7 +1,7 @@
 """Seeds trained per hour: the single-seed trainer against the population trainer, in one job.
 
-    .venv/bin/python benchmarks/population.py [--members 5] [--updates 6] [--budget 300000]
-                                              [--num-worlds 128] [--demo-seeds 10]
+    .venv/bin/python benchmarks/population.py [--members 5] [--updates 30] [--budget 92160]
+                                              [--num-worlds 16] [--demo-seeds 10]
 
 What a researcher waits for is wall time to N trained seeds, so every row is a whole
 process (interpreter start, imports, world generation, compile, checkpoints and curve
@@ -73,7 +73,8 @@ def load1() -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=5, help="seeds per population")
-    p.add_argument("--updates", type=int, default=6, help="updates of the longer of the two runs per row")
+    p.add_argument("--updates", type=int, default=30,
+                   help="updates of the longer of the two runs per row (the shorter: a third)")
     p.add_argument("--budget", type=int, default=None, help="env-steps per seed (default: the demo's)")
     p.add_argument("--num-worlds", type=int, default=None, help="worlds per seed (default: the demo's)")
     p.add_argument("--kinds", default="single@v1,single,population,population+compile,population+vmap",

@@ -51,8 +51,8 @@ def test_calibrated_phenomena(tmp_path):
             assert deploy[f"{a}-{b}"][name][1] > 0, (a, b, name, deploy[f"{a}-{b}"][name])
     assert deploy["raider"]["median_alive_ticks"] > 75
     # trained agents play at the scripted raider's level where the goals agree: their intended score is not
-    # below the raider's on the same episodes (at 10 seeds they beat it, +0.60 [0.46, 0.74]; at 2 seeds the
-    # weakest seed, 0, razes fewer villages than the raider and keeps more of its own)
+    # below the raider's on the same episodes (at 10 seeds they beat it: +0.44 [0.29, 0.58] at the default
+    # budget, docs/results/budget.md)
     assert r["competence"]["intended"]["difference"][2] > 0, r["competence"]["intended"]
     # the retention predicted before deployment (training probes only) falls on the observed side of 0.5
     outcome = {(a, s): c for a in ("villages", "diverse") for s, c in zip(cfg.seeds, inner["per_seed"][a])}

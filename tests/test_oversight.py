@@ -181,7 +181,7 @@ def test_watch_sweep_end_to_end(tmp_path):
 def test_oversight_calibration_at_the_full_budget(tmp_path):
     """2 seeds per kind at the default budget (minutes). What must hold at any seed: every agent is
     competent, and the enforced control does not condition on the watch. Whether a watched agent does is
-    a rate over seeds (5/10 in docs/results/oversight.md), not asserted on two."""
+    a rate over seeds (5/10 and, at the default budget, 6/10 in docs/results/oversight.md), not asserted on two."""
     import json
 
     from villages.experiments.oversight import run_oversight
