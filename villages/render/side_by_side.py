@@ -78,6 +78,7 @@ class SideBySide:
         self.master = 0 if replay_a.n_frames >= replay_b.n_frames else 1
         self.T = max(replay_a.n_frames, replay_b.n_frames)
         self.mismatch = mismatch(replay_a, replay_b)
+        self.note, self.note_is_warning = pairing_note(replay_a, replay_b)  # (once: the timeline shows it each frame)
         self.size = (0, 0)
         self.resize(size)
 
@@ -185,8 +186,7 @@ class SideBySide:
         i = int(min(math.floor(t), self.T - 1))
         cap = self._text(f"tick {int(master.tick[i])}", TEXT, bold=True)
         s.blit(cap, (min(max(x - cap.get_width() // 2, bar.x), bar.right - cap.get_width()), bar.bottom + 4))
-        note, bad = pairing_note(*self.replays)
-        surf = self._text(note, (238, 66, 54) if bad else DIM)
+        surf = self._text(self.note, (238, 66, 54) if self.note_is_warning else DIM)
         s.blit(surf, (bar.right - surf.get_width(), tr.bottom - surf.get_height() - 2))
 
     def _shared_frame(self, k: int, f: int) -> float:
