@@ -48,8 +48,8 @@ def run(variant: str, steps: int, root: Path) -> dict:
     from villages.train.ppo import Args
 
     out = root / f"{variant}-{steps}"
-    args = replace(Args(total_steps=steps, processes=1, progress=False, tensorboard=False, checkpoint_every=10**9),
-                   learning_rate=2e-3, num_steps=32, **VARIANTS[variant])
+    base = Args(total_steps=steps, processes=1, progress=False, tensorboard=False, checkpoint_every=10**9)
+    args = replace(base, **{"learning_rate": 2e-3, "num_steps": 32, **VARIANTS[variant]})  # (a variant may set either)
     runs = [dict(seed=s, scenario=scen, objective=obj, out=str(out / f"{kind}-{s}")) for kind, scen, obj, s in MEMBERS]
     t0 = time.perf_counter()
     train_population(args, runs, out / "population", log=lambda *_: None)
