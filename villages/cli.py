@@ -13,7 +13,7 @@ from villages.experiments.curriculum import METHODS as CURRICULUM_METHODS
 from villages.experiments.salience import FRACTIONS as SALIENCE_FRACTIONS
 from villages.experiments.salience import SCALES as SALIENCE_SCALES
 from villages.experiments.sweep import FRACTIONS as SWEEP_FRACTIONS
-from villages.validation import InputError, check_count, check_output_path, parse_fractions, parse_ints
+from villages.validation import InputError, check_count, check_output_path, parse_fractions, parse_ints, parse_numbers
 
 
 def _listed(values) -> str:
@@ -223,14 +223,7 @@ def sweep_oversight(
     from villages.experiments.oversight import run_watch_sweep
 
     check_count(n_seeds, "--n-seeds", 1)
-    costs = None
-    if penalties is not None:
-        try:
-            costs = [float(x) for x in penalties.split(",")]
-        except ValueError:
-            raise InputError(f"--penalties: expected comma-separated numbers >= 0 such as 1,2,4, got {penalties!r}") from None
-        if not all(0 <= x <= 1e6 for x in costs):  # (also refuses nan)
-            raise InputError(f"--penalties: expected numbers in [0, 1e6], got {penalties!r}")
+    costs = None if penalties is None else parse_numbers(penalties, "--penalties", 0, 1e6, "1,2,4")
     check_count(steps, "--steps", 1)
     check_output_path(out, "--out", "folder")
     run_watch_sweep(out=out, shares=parse_fractions(shares, "--shares"), penalties=costs, n_seeds=n_seeds, steps=steps,
@@ -251,12 +244,7 @@ def sweep_salience(
     check_count(n_seeds, "--n-seeds", 1)
     check_count(steps, "--steps", 1)
     check_output_path(out, "--out", "folder")
-    try:
-        salience = [float(x) for x in scales.split(",")]
-    except ValueError:
-        raise InputError(f"--scales: expected comma-separated positive numbers such as 1,2,3, got {scales!r}") from None
-    if not all(0 < x <= 100 for x in salience):  # (also refuses nan)
-        raise InputError(f"--scales: expected numbers in (0, 100], got {scales!r}")
+    salience = parse_numbers(scales, "--scales", 0, 100, "1,2,3", lo_inclusive=False)
     run_salience(out=out, scales=salience, fractions=parse_fractions(fractions, "--fractions"), n_seeds=n_seeds,
                  steps=steps)
 

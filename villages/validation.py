@@ -134,16 +134,23 @@ def parse_ints(text: str, option: str, minimum: int = 0, limit: Limit = MAX_SEED
     return values
 
 
-def parse_fractions(text: str, option: str) -> list[float]:
-    """A comma-separated list of numbers in [0, 1] from the command line."""
+def parse_numbers(text: str, option: str, lo: float, hi: float, example: str, lo_inclusive: bool = True) -> list[float]:
+    """A comma-separated list of numbers in [lo, hi] (``lo_inclusive=False``: (lo, hi]) from the command line."""
+    interval = f"{'[' if lo_inclusive else '('}{lo:g}, {hi:g}]"
     try:
         values = [float(p) for p in str(text).split(",")]
     except ValueError:
-        raise InputError(describe(option, "value", "comma-separated numbers in [0, 1] such as 0,0.5,1", text)) from None
+        raise InputError(describe(option, "value", f"comma-separated numbers in {interval} such as {example}",
+                                  text)) from None
     for v in values:
-        if not 0 <= v <= 1:  # (also refuses nan)
-            raise InputError(describe(option, "value", "numbers in [0, 1]", v))
+        if not ((lo <= v) if lo_inclusive else (lo < v)) or not v <= hi:  # (also refuses nan)
+            raise InputError(describe(option, "value", f"numbers in {interval}", v))
     return values
+
+
+def parse_fractions(text: str, option: str) -> list[float]:
+    """A comma-separated list of numbers in [0, 1] from the command line."""
+    return parse_numbers(text, option, 0, 1, "0,0.5,1")
 
 
 def check_count(value, option: str, minimum: int = 1, limit: Limit | None = None):
