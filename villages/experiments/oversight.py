@@ -183,8 +183,6 @@ def contrast(a_rows: list[dict], b_rows: list[dict], key: str) -> tuple:
     return tuple(unpaired_diff_ci(a, b)[:3]) if len(a) and len(b) else (math.nan,) * 3
 
 
-
-
 SHARES = (0.1, 0.25, 0.5)
 """Shares of training episodes the overseer watches, for ``villages sweep-oversight``."""
 
