@@ -10,8 +10,8 @@ PNGs included), timed by this script, one after the other on an otherwise idle m
 1. **single**: ``villages.train.ppo.train`` with ``processes=1`` (what ``villages demo``
    runs in each of its worker processes when it does not use populations), one seed.
 2. **population**: ``train_population`` with ``--members`` seeds in one process
-   (member loop: the CPU default), also with ``vectorize`` (torch.func.vmap) and with
-   ``compile`` (torch.compile of the loss).
+   (one batched pass of the network for all members), also with ``compile`` (torch.compile
+   of the loss).
 
 A ``compile`` row runs once first to fill torch's compile cache (its extra time is printed: a
 user's first run pays it once per machine); the timed runs then reuse the cache.
@@ -21,6 +21,10 @@ settings) and is run twice with different lengths, so that its fixed cost (start
 compile) and its cost per update come apart: seconds = fixed + updates x per_update. From
 those, the time to train one seed at ``--budget`` env-steps and the seeds per hour *per
 process* (per core) are printed, with the ratio against the single-seed trainer.
+
+``--base-commit REV`` also times the rows ``--base-kinds`` with the code of commit REV (a
+``git archive`` export, run by the same interpreter) in the same job: a change's speed-up
+measured against its own baseline, under the same load.
 
 ``--demo-seeds N`` also times ``villages demo --n-seeds N`` as a whole process (into a
 temporary folder): the figure the issue's 5-minute target is about.
@@ -40,10 +44,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_process(code: str) -> float:
+def timed_process(code: str, root: Path = ROOT) -> float:
+    """Seconds to run ``code`` in a fresh interpreter that imports ``villages`` from ``root``."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={**os.environ, "PYTHONPATH": str(root)})
     return time.perf_counter() - t0
+
+
+def export_commit(rev: str, dest: Path) -> Path:
+    """The tree of commit ``rev`` of this repository, written to ``dest`` (a baseline to time in the same job)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 V1 = {"budget": 300_000, "num_worlds": 128, "learning_rate": 1e-3, "hidden": 64, "update_epochs": 3}
@@ -52,17 +65,17 @@ V1 = {"budget": 300_000, "num_worlds": 128, "learning_rate": 1e-3, "hidden": 64,
 
 def run_code(kind: str, members: int, updates: int, num_worlds: int, out: Path) -> str:
     lr = (f", learning_rate={V1['learning_rate']}, hidden={V1['hidden']}, update_epochs={V1['update_epochs']}"
-          if kind.endswith("@v1") else "")
+          if "@v1" in kind else "")
     args = (f"Args(total_steps={updates * num_worlds * 32}, num_worlds={num_worlds}, processes=1, progress=False, "
             f"tensorboard=False, checkpoint_every=10**9{lr})")
     if kind.startswith("single"):
         return (f"from pathlib import Path\nfrom villages.train.ppo import Args, train\n"
                 f"train({args}, Path({str(out)!r}), log=lambda *_: None)\n")
-    vectorize, compile = kind.endswith("vmap"), kind.endswith("compile")
+    compile = "+compile" in kind
     runs = [{"seed": s, "out": str(out / f"seed{s}")} for s in range(members)]
     return (f"from pathlib import Path\nfrom villages.train.ppo import Args\n"
             f"from villages.train.population import train_population\n"
-            f"train_population({args}, {runs!r}, Path({str(out)!r}), vectorize={vectorize}, compile={compile}, "
+            f"train_population({args}, {runs!r}, Path({str(out)!r}), compile={compile}, "
             f"log=lambda *_: None)\n")
 
 
@@ -77,9 +90,12 @@ def main(argv=None) -> None:
                    help="updates of the longer of the two runs per row (the shorter: a third)")
     p.add_argument("--budget", type=int, default=None, help="env-steps per seed (default: the demo's)")
     p.add_argument("--num-worlds", type=int, default=None, help="worlds per seed (default: the demo's)")
-    p.add_argument("--kinds", default="single@v1,single,population,population+compile,population+vmap",
+    p.add_argument("--kinds", default="single@v1,single,population,population+compile",
                    help="rows: single (the single-seed trainer), single@v1 (it with the old 300k / 128 worlds / "
-                        "lr 1e-3 / hidden 64 / 3 epochs), population, population+compile, population+vmap")
+                        "lr 1e-3 / hidden 64 / 3 epochs), population, population+compile")
+    p.add_argument("--base-commit", default=None,
+                   help="also time --base-kinds with the code of this commit (git archive), as rows KIND@COMMIT")
+    p.add_argument("--base-kinds", default="population", help="the rows to time at --base-commit")
     p.add_argument("--demo-seeds", type=int, default=0, help="also time `villages demo --n-seeds N` (0: skip)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
@@ -94,13 +110,17 @@ def main(argv=None) -> None:
           f"steps per update; each row: {short} and {a.updates} updates", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="villages-pop-bench-") as tmp:
-        for kind in a.kinds.split(","):
+        kinds = [(k, ROOT) for k in a.kinds.split(",")]
+        if a.base_commit:
+            base_root = export_commit(a.base_commit, Path(tmp) / "base")
+            kinds += [(f"{k}@{a.base_commit}", base_root) for k in a.base_kinds.split(",")]
+        for kind, root in kinds:
             m = 1 if kind.startswith("single") else a.members
-            w, b = (V1["num_worlds"], V1["budget"]) if kind.endswith("@v1") else (worlds, budget)
+            w, b = (V1["num_worlds"], V1["budget"]) if "@v1" in kind else (worlds, budget)
             cold = None
-            if kind.endswith("compile"):  # the first compile fills torch's on-disk cache; later processes reuse it
-                cold = timed_process(run_code(kind, m, short, w, Path(tmp) / f"{kind}-warmup"))
-            t = [timed_process(run_code(kind, m, u, w, Path(tmp) / f"{kind}-{u}")) for u in (short, a.updates)]
+            if "+compile" in kind:  # the first compile fills torch's on-disk cache; later processes reuse it
+                cold = timed_process(run_code(kind, m, short, w, Path(tmp) / f"{kind}-warmup"), root)
+            t = [timed_process(run_code(kind, m, u, w, Path(tmp) / f"{kind}-{u}"), root) for u in (short, a.updates)]
             if cold is not None:
                 print(f"  {kind}: the first process (cold compile cache) took {cold - t[0]:.1f} s more", flush=True)
             per_update = (t[1] - t[0]) / (a.updates - short)

@@ -1,5 +1,6 @@
 """The population trainer (``villages.train.population``): each member is the single-seed
-trainer, whatever else is in the population; vmap and compile change only the rounding; a
+trainer, whatever else is in the population; one batched pass of the network is each member's own
+pass; compile changes only the rounding; a
 killed population resumes exactly; bad populations are refused."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from villages.cli import app
-from villages.policies.neural import read_checkpoint
+from villages.game import action_layout, observation_layout
+from villages.policies.neural import ARCHITECTURES, build_net, read_checkpoint
+from villages.scenarios import game_config, load
 from villages.train.population import STATE_FILE, train_population
 from villages.train.ppo import Args, train
 
@@ -74,14 +77,41 @@ def test_tensorboard_per_member(tmp_path):
     assert all(list((tmp_path / f"m{s}" / "tb").glob("events.out.tfevents.*")) for s in (0, 1))
 
 
-def test_vmap_and_compile_change_only_the_rounding(population, tmp_path):
-    """The batched model (torch.func.vmap over the members) learns what the member loop learns,
-    up to float rounding, over a few updates (actions are sampled, so a long run would diverge)."""
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_one_batched_pass_is_each_members_own(arch):
+    """``members_forward`` over stacked parameters gives every member what its own network gives
+    on its own observations (logits, values and their gradients), whichever architecture."""
+    spec = load("training")
+    cfg = game_config(spec)
+    O, L = observation_layout(cfg), action_layout(cfg)
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(build_net(arch, O, L, 32))
+    params = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]).requires_grad_()
+              for k, _ in nets[0].named_parameters()}
+    obs = torch.rand(3, 5, 2, O.size)  # [members, worlds, seats, obs]
+    logits, value = nets[0].members_forward(params, obs)
+    (logits.square().sum() + value.sum()).backward()
+    for i, net in enumerate(nets):
+        own_logits, own_value = net(obs[i])
+        assert own_logits.shape == logits[i].shape and own_value.shape == value[i].shape
+        torch.testing.assert_close(logits[i], own_logits, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(value[i], own_value, rtol=1e-5, atol=1e-6)
+        (own_logits.square().sum() + own_value.sum()).backward()
+        for k, p in net.named_parameters():
+            torch.testing.assert_close(params[k].grad[i], p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compile_changes_only_the_rounding(tmp_path):
+    """``compile=True`` (torch.compile of the loss) learns what the plain population learns, up to
+    float rounding, over a few updates (actions are sampled, so a long run would diverge)."""
     args = tiny(total_steps=16 * 16 * 2)
     runs = lambda tag: [dict(m, out=tmp_path / tag / f"m{i}") for i, m in enumerate(MEMBERS[:2])]  # noqa: E731
-    loop = train_population(args, runs("loop"), tmp_path / "loop", log=lambda *_: None)
-    vec = train_population(args, runs("vmap"), tmp_path / "vmap", vectorize=True, log=lambda *_: None)
-    for f, g in zip(loop, vec):
+    plain = train_population(args, runs("plain"), tmp_path / "plain", log=lambda *_: None)
+    compiled = train_population(args, runs("compiled"), tmp_path / "compiled", compile=True, log=lambda *_: None)
+    for f, g in zip(plain, compiled):
         a, b = weights(f), weights(g)
         assert max(float((a[n] - b[n]).abs().max()) for n in a) < 1e-4
 

@@ -113,8 +113,8 @@ def _run_training(backend: str, overrides: dict, out: Path, resume: bool, popula
     if population is not None:
         from villages.train.population import cli_train_population
 
-        return cli_train_population(overrides, out, parse_seeds(population["seeds"]), population["vectorize"],
-                                    population["compile"], resume=resume)
+        return cli_train_population(overrides, out, parse_seeds(population["seeds"]), population["compile"],
+                                    resume=resume)
     if backend == "rllib":
         from villages.train.rllib import cli_train
     else:

@@ -48,8 +48,8 @@ class Tanh(nn.Module):
 
 class _SigmoidTanh(torch.autograd.Function):
     """Forward through sigmoid; backward as tanh's own (grad * (1 - y^2)), which is cheap.
-    Written in the ``setup_context`` form with a generated vmap rule, so that the population
-    trainer can map the network over its members (``torch.func.vmap``) and compile it."""
+    Written in the ``setup_context`` form with a generated vmap rule, so that it composes with
+    ``torch.func`` transforms and ``torch.compile`` (the population trainer's ``--compile``)."""
 
     generate_vmap_rule = True
 
@@ -73,7 +73,59 @@ def layer_init(layer, std=np.sqrt(2), bias=0.0):
     return layer
 
 
-class EntityPolicyNet(nn.Module):
+Params = dict[str, torch.Tensor]
+"""A network's parameters by name, each with a leading member axis: [members, *its shape]."""
+
+
+def linear(p: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+    """Layer ``name`` (an ``nn.Linear``'s weight [M, out, in] and bias [M, out] in ``p``) applied
+    by each member to its own inputs: x [M, .., in] -> [M, .., out], one batched matrix product."""
+    w, b = p[f"{name}.weight"], p[f"{name}.bias"]
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    if w.shape[1] == 1:
+        # One output (a value head): BLAS multiplies a lone member by a vector, in another order than a
+        # batch of members, so a member would differ from its single-seed run in the last bit; a sum
+        # of products rounds alike for any number of members.
+        y = (flat * w).sum(-1, keepdim=True) + b.unsqueeze(1)
+    else:
+        y = torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    return _SigmoidTanh.apply(x)
+
+
+def mlp(p: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+    """The two tanh layers of the ``nn.Sequential`` ``name`` (its Linear layers are ``name.0``, ``name.2``)."""
+    return tanh(linear(p, f"{name}.2", tanh(linear(p, f"{name}.0", x))))
+
+
+class MemberNet(nn.Module):
+    """A policy network written over a leading *member* axis, like gymnax's batch axis.
+
+    ``members_forward(params, obs)`` is the computation, a pure function of parameters stacked
+    over members ([M, ...] each) and each member's observations [M, .., obs]: the population
+    trainer runs all its members in one pass (batched matrix products instead of one small
+    network at a time, the point of ``villages.train.population``). ``forward(obs)`` is the
+    same function with one member, this module's own parameters: the single-seed trainer,
+    evaluation and every checkpoint run it. The ``nn.Linear`` submodules hold the parameters
+    (their initialization and their names in checkpoints); they are not called."""
+
+    def forward(self, obs: torch.Tensor):
+        """(logits [.., n_actions], value [..])"""
+        logits, value = self.members_forward(self.stacked(), obs.unsqueeze(0))
+        return logits[0], value[0]
+
+    def stacked(self) -> Params:
+        """This network's parameters as a population of one (views: gradients reach them)."""
+        return {k: v.unsqueeze(0) for k, v in self.named_parameters()}
+
+    def members_forward(self, p: Params, obs: torch.Tensor):
+        raise NotImplementedError
+
+
+class EntityPolicyNet(MemberNet):
     def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 64):
         super().__init__()
         self.O, self.L = obs_layout, act_layout
@@ -87,21 +139,19 @@ class EntityPolicyNet(nn.Module):
         self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
         self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
 
-    def forward(self, obs: torch.Tensor):
-        """(logits [.., n_actions], value [..])"""
+    def members_forward(self, p: Params, obs: torch.Tensor):
         own, rows, dip = self.O.split(obs)
         lead = obs.shape[:-1]
         N = self.O.n_rows
         context = torch.cat([own, dip.reshape(*lead, -1)], -1)
-        h = self.row(torch.cat([rows, context.unsqueeze(-2).expand(*lead, N, context.shape[-1])], -1))
-        row_logits = self.row_logits(h).reshape(*lead, -1)
-        pooled = torch.cat([h.mean(-2), h.amax(-2), context], -1)
-        z = self.trunk(pooled)
-        logits = torch.cat([self.global_logits(z), row_logits], -1)
-        return logits, self.value(z).squeeze(-1)
+        h = mlp(p, "row", torch.cat([rows, context.unsqueeze(-2).expand(*lead, N, context.shape[-1])], -1))
+        row_logits = linear(p, "row_logits", h).reshape(*lead, -1)
+        z = mlp(p, "trunk", torch.cat([h.mean(-2), h.amax(-2), context], -1))
+        logits = torch.cat([linear(p, "global_logits", z), row_logits], -1)
+        return logits, linear(p, "value", z).squeeze(-1)
 
 
-class AttentionPolicyNet(nn.Module):
+class AttentionPolicyNet(MemberNet):
     """Entity encoder whose rows *look up* the diplomacy table by attention.
 
     Each village row forms a query from its own features; each diplomacy-table row
@@ -132,27 +182,24 @@ class AttentionPolicyNet(nn.Module):
         self.global_logits = layer_init(nn.Linear(hidden, act_layout.row_base), std=0.01)
         self.value = layer_init(nn.Linear(hidden, 1), std=1.0)
 
-    def attention(self, rows, dip):
-        """Weights [.., N, A] of each row over the diplomacy table, and the read-out."""
-        q = self.query(rows[..., self.row_banner])  # [.., N, k]
-        k = self.key(dip[..., self.dip_banner])  # [.., A, k]
-        w = torch.softmax(q @ k.transpose(-1, -2) / self.key_dim**0.5, -1)
-        return w, w @ self.val(dip)
-
-    def forward(self, obs: torch.Tensor):
+    def members_forward(self, p: Params, obs: torch.Tensor):
         own, rows, dip = self.O.split(obs)
         lead = obs.shape[:-1]
         N = self.O.n_rows
-        _, readout = self.attention(rows, dip)
-        h = self.row(torch.cat([rows, own.unsqueeze(-2).expand(*lead, N, own.shape[-1]), readout], -1))
-        row_logits = self.row_logits(h).reshape(*lead, -1)
+        # attention of each row over the diplomacy table ([.., N, A]) and what it reads from it
+        q = linear(p, "query", rows[..., self.row_banner])  # [.., N, k]
+        k = linear(p, "key", dip[..., self.dip_banner])  # [.., A, k]
+        w = torch.softmax(q @ k.transpose(-1, -2) / self.key_dim**0.5, -1)
+        readout = w @ linear(p, "val", dip)
+        h = mlp(p, "row", torch.cat([rows, own.unsqueeze(-2).expand(*lead, N, own.shape[-1]), readout], -1))
+        row_logits = linear(p, "row_logits", h).reshape(*lead, -1)
         context = torch.cat([own, dip.reshape(*lead, -1)], -1)
-        z = self.trunk(torch.cat([h.mean(-2), h.amax(-2), context], -1))
-        logits = torch.cat([self.global_logits(z), row_logits], -1)
-        return logits, self.value(z).squeeze(-1)
+        z = mlp(p, "trunk", torch.cat([h.mean(-2), h.amax(-2), context], -1))
+        logits = torch.cat([linear(p, "global_logits", z), row_logits], -1)
+        return logits, linear(p, "value", z).squeeze(-1)
 
 
-class FlatPolicyNet(nn.Module):
+class FlatPolicyNet(MemberNet):
     """Ablation: a 2x128 MLP over the flat observation."""
 
     def __init__(self, obs_layout: ObservationLayout, act_layout: ActionLayout, hidden: int = 128):
@@ -162,9 +209,9 @@ class FlatPolicyNet(nn.Module):
         self.pi = layer_init(nn.Linear(hidden, act_layout.n_actions), std=0.01)
         self.v = layer_init(nn.Linear(hidden, 1), std=1.0)
 
-    def forward(self, obs):
-        z = self.body(obs)
-        return self.pi(z), self.v(z).squeeze(-1)
+    def members_forward(self, p: Params, obs: torch.Tensor):
+        z = mlp(p, "body", obs)
+        return linear(p, "pi", z), linear(p, "v", z).squeeze(-1)
 
 
 ARCHITECTURES = {"entity": AttentionPolicyNet, "entity-concat": EntityPolicyNet, "flat": FlatPolicyNet}

@@ -88,7 +88,7 @@ def _option(field: TrainerField):
 
 def make_train_command(run):
     """A typer command function whose options are the trainer fields plus --backend, --out,
-    --resume and the population's --seeds/--vectorize/--compile; it calls
+    --resume and the population's --seeds/--compile; it calls
     ``run(backend, overrides, out, resume, population)`` with the options given (``population``:
     None, or those three)."""
     fields = trainer_fields()
@@ -102,9 +102,6 @@ def make_train_command(run):
         inspect.Parameter("seeds", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
                           default=typer.Option(None, help="native only: train these seeds (e.g. 0,1,2 or 0-9) as one "
                                                "population in this process, each into <out>/seed<N>")),
-        inspect.Parameter("vectorize", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, help="with --seeds: map the network over the members "
-                                               "(torch.func.vmap; pays on a GPU) instead of a member loop")),
         inspect.Parameter("compile", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                           default=typer.Option(False, help="with --seeds: torch.compile the PPO loss once for all "
                                                "members (pays on runs longer than its compile time)")),
@@ -115,10 +112,10 @@ def make_train_command(run):
     def train(**kw):
         """Train the assistant with PPO (every trainer setting is an option)."""
         backend, out, resume = kw.pop("backend"), kw.pop("out"), kw.pop("resume")
-        population = {k: kw.pop(k) for k in ("seeds", "vectorize", "compile")}
+        population = {k: kw.pop(k) for k in ("seeds", "compile")}
         if population["seeds"] is None:
-            if population["vectorize"] or population["compile"]:
-                raise typer.BadParameter("--vectorize and --compile are settings of a population: give --seeds")
+            if population["compile"]:
+                raise typer.BadParameter("--compile is a setting of a population: give --seeds")
             population = None
         elif backend != "native":
             raise typer.BadParameter("--seeds trains a population with the native trainer (--backend native)")

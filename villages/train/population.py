@@ -12,10 +12,9 @@ order from the same random streams and takes the same PPO updates with its own A
 * one batched model: the members' parameters stacked on a leading axis ``[members, ...]`` and
   one Adam over them (Adam is elementwise, so each member keeps its own moments and step);
   the gradient norm is clipped per member;
-* ``vectorize=True`` maps the network over the members with ``torch.func.vmap`` (batched matrix
-  products: the GPU path); ``False`` runs the members one after another through the same
-  function, which is faster on a CPU, where each member's matrix products are already large
-  (``benchmarks/population.py`` measures both);
+* one pass of the network for all members: the networks are written over a leading member axis
+  (``villages.policies.neural.MemberNet``), so each layer of every member is one batched matrix
+  product, on a CPU as on a GPU;
 * ``compile=True``: ``torch.compile`` of the loss and its gradient, compiled once for all members
   (it pays on a whole run once its compile time, about 20-40 s on this CPU, is spent).
 
@@ -27,7 +26,6 @@ the single trainer's checkpoint does.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -36,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.func import functional_call, vmap
 
 from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
@@ -102,8 +99,8 @@ class _Group:
         return x.reshape(len(self.index), self.B * self.F, *x.shape[2:])
 
 
-def train_population(args: NativeArgs, runs: list[dict], out: Path, vectorize: bool = False,
-                     compile: bool = False, resume: bool = False, log=print, on_update=None) -> list[Path]:
+def train_population(args: NativeArgs, runs: list[dict], out: Path, compile: bool = False, resume: bool = False,
+                     log=print, on_update=None) -> list[Path]:
     """Train the members ``runs`` (each: ``out`` and any of ``MEMBER_FIELDS``) with the shared
     settings ``args``; the population's own state goes to ``out``. Returns each member's final.pt.
     ``on_update(update, num_updates)`` is called after every update (progress reporting)."""
@@ -111,11 +108,11 @@ def train_population(args: NativeArgs, runs: list[dict], out: Path, vectorize: b
     members = members_of(args, runs)
     with run_dir.lock(out):
         remove_stale_temps(out)
-        return _train(args, members, out, vectorize, compile, resume, log, on_update)
+        return _train(args, members, out, compile, resume, log, on_update)
 
 
-def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, compile: bool, resume: bool,
-           log, on_update) -> list[Path]:
+def _train(args: NativeArgs, members: list[Member], out: Path, compile: bool, resume: bool, log,
+           on_update) -> list[Path]:
     torch.set_num_threads(args.threads)
     if args.curriculum != "none":
         raise ValueError(f"curriculum {args.curriculum!r}: the population trainer plays each scenario's own "
@@ -148,34 +145,22 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
         gen.set_state(torch.get_rng_state())  # the noise stream continues where the weights' draws ended
         gens.append(gen)
         shufflers.append(np.random.RandomState(m.args.seed))
-    base = copy.deepcopy(nets[0]).to("meta")
-    params = {k: torch.stack([dict(net.named_parameters())[k].detach() for net in nets]).to(device).requires_grad_()
-              for k, _ in nets[0].named_parameters()}
+    net = nets[0]  # (its members_forward is the function every member runs, with its own parameters)
+    params = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]).to(device).requires_grad_()
+              for k, _ in net.named_parameters()}
     optimizer = torch.optim.Adam(list(params.values()), lr=args.learning_rate, eps=1e-5)
 
-    def forward(p, obs):
-        return functional_call(base, p, (obs,))
-
-    def member_terms(p, obs, mask, act, old_logp, ret, adv):
-        logits, value = forward(p, obs)
+    def terms(obs, mask, act, old_logp, ret, adv) -> torch.Tensor:
+        """[members, 5] PPO term sums of each member's minibatch (inputs: [members, mb, ...])."""
+        logits, value = net.members_forward(params, obs)
         return ppo_terms(logits, value, mask, act, old_logp, ret, adv, args.clip_coef)
 
-    terms_fn = torch.compile(member_terms) if compile else member_terms
-
-    def all_terms(obs, mask, act, old_logp, ret, adv) -> torch.Tensor:
-        """[members, 5] PPO term sums of each member's minibatch (inputs: [members, mb, ...])."""
-        if vectorize:
-            return vmap(terms_fn)(params, obs, mask, act, old_logp, ret, adv)
-        return torch.stack([terms_fn({k: v[i] for k, v in params.items()}, obs[i], mask[i], act[i], old_logp[i],
-                                     ret[i], adv[i]) for i in range(M)])
+    all_terms = torch.compile(terms) if compile else terms
 
     @torch.no_grad()
     def forward_all(obs: torch.Tensor):
         """(logits, values) of every member on its own observations ([M, n, ..] in)."""
-        if vectorize:
-            return vmap(forward)(params, obs)
-        outs = [forward({k: v[i] for k, v in params.items()}, obs[i]) for i in range(M)]
-        return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+        return net.members_forward(params, obs)
 
     @torch.no_grad()
     def act(obs: torch.Tensor, mask: torch.Tensor):
@@ -196,10 +181,11 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
     state_path = out / STATE_FILE
     shared = {k: v for k, v in dataclasses.asdict(args).items() if k not in MEMBER_FIELDS}
     plan = {"args": shared, "members": [{**{f: getattr(m.args, f) for f in MEMBER_FIELDS}, "out": str(m.out)}
-                                        for m in members], "vectorize": vectorize}
+                                        for m in members]}
     if resume and state_path.exists():
         blob = read_checkpoint(state_path, resumable=True)
-        if blob["meta"].get("plan") != json.loads(json.dumps(plan)):
+        saved_plan = {k: v for k, v in blob["meta"].get("plan", {}).items() if k != "vectorize"}  # (an old option)
+        if saved_plan != json.loads(json.dumps(plan)):
             raise CheckpointError(f"{state_path}: it holds another population (members or settings differ)")
         try:
             for k, v in params.items():
@@ -313,13 +299,13 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
 
                     a = take(b_adv)
                     a = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
-                    terms = all_terms(take(b_obs), take(b_mask), take(b_act), take(b_logp), take(b_ret), a)
-                    loss = torch.stack([ppo_objective(x, args) for x in terms]).sum() / mb.shape[1]
+                    sums = all_terms(take(b_obs), take(b_mask), take(b_act), take(b_logp), take(b_ret), a)
+                    loss = ppo_objective(sums, args).sum() / mb.shape[1]
                     optimizer.zero_grad()
                     loss.backward()
                     _clip_per_member(params, args.max_grad_norm)
                     optimizer.step()
-                    sums = terms.detach().double().cpu().numpy() / mb.shape[1]  # (the last minibatch's, as ppo logs)
+                    sums = sums.detach().double().cpu().numpy() / mb.shape[1]  # (the last minibatch's, as ppo logs)
                     clipped += sums[:, 4]
             clipfrac = clipped / (args.update_epochs * args.num_minibatches)
 
@@ -357,11 +343,10 @@ def _train(args: NativeArgs, members: list[Member], out: Path, vectorize: bool, 
 
     finals = []
     for i, m in enumerate(members):
-        net = nets[i]
-        net.load_state_dict({k: v[i].detach().cpu() for k, v in params.items()})
+        nets[i].load_state_dict({k: v[i].detach().cpu() for k, v in params.items()})
         game = next(g for g in groups if i in g.index).game
         final = m.out / "final.pt"
-        save_checkpoint(final, net, checkpoint_meta(m.args, game, global_step))
+        save_checkpoint(final, nets[i], checkpoint_meta(m.args, game, global_step))
         try:
             plot_curve(m.out / "metrics.jsonl", m.out / "curve.png",
                        title=f"{specs[i].name} / {specs[i].objective} / seed {m.args.seed}")
@@ -401,8 +386,7 @@ def _save_state(path: Path, params: dict, args: NativeArgs, group: _Group, step:
     save_checkpoint(path, {k: v.detach().cpu() for k, v in params.items()}, meta, extra)
 
 
-def cli_train_population(overrides: dict, out, seeds: list[int], vectorize: bool, compile: bool,
-                         resume: bool = False) -> None:
+def cli_train_population(overrides: dict, out, seeds: list[int], compile: bool, resume: bool = False) -> None:
     """``villages train --seeds ...``: the population of ``seeds`` (one member per seed, each into
     ``<out>/seed<N>``) with the other options shared; a progress bar over updates."""
     from tqdm.auto import tqdm
@@ -424,8 +408,7 @@ def cli_train_population(overrides: dict, out, seeds: list[int], vectorize: bool
         bar.refresh()
 
     try:
-        finals = train_population(args, runs, out, vectorize=vectorize, compile=compile, resume=resume,
-                                  on_update=on_update)
+        finals = train_population(args, runs, out, compile=compile, resume=resume, on_update=on_update)
     finally:
         bar.close()
     for f in finals:

@@ -436,22 +436,23 @@ def episode_report(returns, intended, troops, levies: int, troops_total: int, ep
 
 def ppo_terms(logits, value, mask, act, old_logp, ret, adv, clip_coef: float) -> torch.Tensor:
     """The PPO terms of a set of samples as sums over them, a tensor [policy loss, value loss,
-    entropy, approx KL, clipped count]: the one definition both trainers (single-seed and
-    population) use. Pure tensor code, so it runs under ``torch.func.vmap`` and ``torch.compile``."""
+    entropy, approx KL, clipped count]: the one definition both trainers use. Samples are on the
+    last axis of ``act`` [.., samples] (the action axis follows it in ``logits`` and ``mask``); leading
+    axes (the population's members) are kept: [.., 5]."""
     logp_all, probs = log_policy(logits, mask, with_probs=True)
-    logratio = logp_all.gather(-1, act[:, None])[:, 0] - old_logp
+    logratio = logp_all.gather(-1, act[..., None])[..., 0] - old_logp
     ratio = logratio.exp()
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).sum()
-    v = 0.5 * ((value - ret) ** 2).sum()
-    ent = -(probs * logp_all).sum()
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).sum(-1)
+    v = 0.5 * ((value - ret) ** 2).sum(-1)
+    ent = -(probs * logp_all).sum((-2, -1))
     with torch.no_grad():
-        kl, clipped = ((ratio - 1) - logratio).sum(), ((ratio - 1.0).abs() > clip_coef).sum()
-    return torch.stack([pg, v, ent, kl, clipped.to(pg.dtype)])
+        kl, clipped = ((ratio - 1) - logratio).sum(-1), ((ratio - 1.0).abs() > clip_coef).sum(-1)
+    return torch.stack([pg, v, ent, kl, clipped.to(pg.dtype)], -1)
 
 
 def ppo_objective(terms: torch.Tensor, args: PPOArgs) -> torch.Tensor:
-    """The loss PPO minimizes from ``ppo_terms``' sums (policy - entropy bonus + value)."""
-    return terms[0] - args.ent_coef * terms[2] + args.vf_coef * terms[1]
+    """The loss PPO minimizes from ``ppo_terms``' sums (policy - entropy bonus + value), per member."""
+    return terms[..., 0] - args.ent_coef * terms[..., 2] + args.vf_coef * terms[..., 1]
 
 
 def minibatch_loss(net, args: Args, data, mb: torch.Tensor, adv: torch.Tensor, denom: int):
