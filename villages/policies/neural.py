@@ -74,7 +74,7 @@ def layer_init(layer, std=np.sqrt(2), bias=0.0):
 
 
 Params = dict[str, torch.Tensor]
-"""A network's parameters by name, each with a leading member axis: [members, *its shape]."""
+"""A population's network parameters by name, each stacked on a leading member axis: [members, *its shape]."""
 
 
 def linear(p: Params, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -108,9 +108,12 @@ class MemberNet(nn.Module):
     over members ([M, ...] each) and each member's observations [M, .., obs]: the population
     trainer runs all its members in one pass (batched matrix products instead of one small
     network at a time, the point of ``villages.train.population``). ``forward(obs)`` is the
-    same function with one member, this module's own parameters: the single-seed trainer,
-    evaluation and every checkpoint run it. The ``nn.Linear`` submodules hold the parameters
-    (their initialization and their names in checkpoints); they are not called."""
+    same function on a population of one, this module's own parameters: the single-seed trainer,
+    evaluation and every checkpoint run it, so a member computes what its single-seed run
+    computes, bit for bit. (``nn.Linear`` on a lone network rounds some gradients differently
+    from a batched product, about 1e-7, and a training run would drift apart from there.) The
+    ``nn.Linear`` submodules hold the parameters (their initialization and their names in
+    checkpoints); they are not called."""
 
     def forward(self, obs: torch.Tensor):
         """(logits [.., n_actions], value [..])"""
