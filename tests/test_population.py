@@ -147,6 +147,26 @@ def test_a_killed_population_resumes_exactly(population, tmp_path):
         assert rows(g.parent / "metrics.jsonl") == rows(f.parent / "metrics.jsonl")
 
 
+def test_a_state_saved_with_the_old_vectorize_option_resumes(tmp_path):
+    """States saved before the batched pass recorded the member loop's ``vectorize`` option in their
+    plan; the same population still resumes from them (and a wrong plan is still refused)."""
+    from villages.policies.neural import save_checkpoint
+
+    runs = [dict(seed=s, out=tmp_path / f"m{s}") for s in (0, 1)]
+    train_population(tiny(total_steps=512, checkpoint_every=1), runs, tmp_path / "pop", log=lambda *_: None)
+    state = tmp_path / "pop" / STATE_FILE
+    blob = read_checkpoint(state, resumable=True)
+    extra = {k: v for k, v in blob.items() if k not in ("format", "version", "meta", "model", "sha256")}
+    save_checkpoint(state, blob["model"], {**blob["meta"], "plan": {**blob["meta"]["plan"], "vectorize": False}}, extra)
+    log = []
+    train_population(tiny(total_steps=512, checkpoint_every=1), runs, tmp_path / "pop", resume=True, log=log.append)
+    assert any("resumed" in x for x in log)
+    save_checkpoint(state, blob["model"], {**blob["meta"], "plan": ["not", "a", "plan"]}, extra)
+    with pytest.raises(Exception, match="another population"):
+        train_population(tiny(total_steps=512, checkpoint_every=1), runs, tmp_path / "pop", resume=True,
+                         log=lambda *_: None)
+
+
 def test_resuming_another_population_is_refused(population, tmp_path):
     root, _ = population
     runs = [dict(m, out=tmp_path / f"member{i}") for i, m in enumerate(MEMBERS)]

@@ -185,7 +185,9 @@ def _train(args: NativeArgs, members: list[Member], out: Path, compile: bool, re
                                         for m in members]}
     if resume and state_path.exists():
         blob = read_checkpoint(state_path, resumable=True)
-        saved_plan = {k: v for k, v in blob["meta"].get("plan", {}).items() if k != "vectorize"}  # (an old option)
+        saved_plan = blob["meta"].get("plan")
+        if isinstance(saved_plan, dict):  # (states saved before the batched pass also recorded 'vectorize')
+            saved_plan = {k: v for k, v in saved_plan.items() if k != "vectorize"}
         if saved_plan != json.loads(json.dumps(plan)):
             raise CheckpointError(f"{state_path}: it holds another population (members or settings differ)")
         try:
