@@ -43,7 +43,7 @@ class Tanh(nn.Module):
     the per-row encoder are the largest tensors the trainer computes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SigmoidTanh.apply(x)
+        return tanh(x)
 
 
 class _SigmoidTanh(torch.autograd.Function):
@@ -126,6 +126,13 @@ class MemberNet(nn.Module):
 
     def members_forward(self, p: Params, obs: torch.Tensor):
         raise NotImplementedError
+
+
+def stack_members(nets: list[nn.Module]) -> Params:
+    """The parameters of networks of one shape, stacked on a leading member axis (copies, detached:
+    a population's own parameters, which ``members_forward`` of any of them runs)."""
+    own = [dict(n.named_parameters()) for n in nets]
+    return {k: torch.stack([p[k].detach() for p in own]) for k in own[0]}
 
 
 class EntityPolicyNet(MemberNet):

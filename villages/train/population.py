@@ -38,7 +38,7 @@ import torch
 
 from villages.atomic import atomic_write_text, remove_stale_temps
 from villages.game import action_layout, observation_layout
-from villages.policies.neural import CheckpointError, build_net, read_checkpoint, save_checkpoint
+from villages.policies.neural import CheckpointError, build_net, read_checkpoint, save_checkpoint, stack_members
 from villages.scenarios import ScenarioGame, game_config
 from villages.validation import MAX_SEED, InputError
 
@@ -147,8 +147,7 @@ def _train(args: NativeArgs, members: list[Member], out: Path, compile: bool, re
         gens.append(gen)
         shufflers.append(np.random.RandomState(m.args.seed))
     net = nets[0]  # (its members_forward is the function every member runs, with its own parameters)
-    params = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]).to(device).requires_grad_()
-              for k, _ in net.named_parameters()}
+    params = {k: v.to(device).requires_grad_() for k, v in stack_members(nets).items()}
     optimizer = torch.optim.Adam(list(params.values()), lr=args.learning_rate, eps=1e-5)
 
     def terms(obs, mask, act, old_logp, ret, adv) -> torch.Tensor:
